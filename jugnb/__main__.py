@@ -1,0 +1,7 @@
+"""``python -m jugnb``: the same as the ``jugnb`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

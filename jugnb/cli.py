@@ -1,0 +1,131 @@
+"""The ``jugnb`` command: ``export`` and every jug subcommand on a notebook.
+
+::
+
+    jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
+    jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]   # execute, status, cleanup, ...
+    jugnb SUBCOMMAND JUGFILE.py [jug options...]                         # passed straight to jug
+
+A jug subcommand runs in a child process (``python -m jugnb.jugrun``); its exit code is ``jugnb``'s, and a
+SIGTERM sent to ``jugnb`` is passed on to it. Uses only the core and jug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from . import __version__
+from .errors import JugnbError
+from .export import export_notebook
+from .jugfile import write_jugfile
+from .project import Project
+
+OWN_COMMANDS = ("export",)
+USAGE = """\
+usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
+       jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
+       jugnb SUBCOMMAND JUGFILE.py [jug options...]
+
+Run the Jug task graph defined by a notebook's %%jugfile cells.
+
+  export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
+  SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
+                graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
+                `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
+                notebook's file stem), which names the tasks and the default jugdir <module>.jugdata.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``jugnb`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 on success, 2 for a usage or input error, otherwise the jug subcommand's code.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"jugnb {__version__}")
+        return 0
+    if argv[0] == "export":
+        return _export(argv[1:])
+    return run_child([sys.executable, "-m", "jugnb.jugrun", *argv])
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jugnb export", description="Write a notebook's jugfile, a plain Python file that jug runs."
+    )
+    parser.add_argument("notebook", type=Path, help="the .ipynb file")
+    parser.add_argument("-o", "--output", type=Path, help="output file (default: <module>.py beside the notebook)")
+    parser.add_argument(
+        "--name",
+        "--module",
+        dest="module",
+        help="module name, which names the tasks (<module>.<function>) and the default jugdir "
+        "(default: the notebook's file stem as an identifier)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite a file that jugnb did not generate")
+    return parser
+
+
+def _export(argv: list[str]) -> int:
+    args = _export_parser().parse_args(argv)
+    try:
+        module = args.module
+        if args.output is not None:
+            stem = args.output.stem
+            if module is not None and module != stem:
+                msg = (
+                    f"-o {args.output} and --name {module} disagree: jug names the module after the file, "
+                    f"so write to {args.output.with_name(module + '.py')} or drop --name."
+                )
+                raise JugnbError(msg)
+            module = stem if module is None else module
+        project = Project.for_notebook(args.notebook, module)
+        jugfile = export_notebook(args.notebook)
+        output = args.output if args.output is not None else project.export_path
+        changed = write_jugfile(output, jugfile.text, force=args.force)
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    state = "wrote" if changed else "unchanged:"
+    print(f"{state} {output} (module {project.module}, {len(jugfile.fragments)} %%jugfile cells)")
+    return 0
+
+
+def run_child(command: list[str]) -> int:
+    """Run ``command`` with this process's standard streams; pass SIGTERM on to it; return its exit code."""
+    child = subprocess.Popen(command)
+    if threading.current_thread() is not threading.main_thread():
+        return child.wait()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                # The terminal sent SIGINT to the child as well: let it finish (jug cleans up its locks).
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

@@ -1,0 +1,105 @@
+"""Read a ``.ipynb`` with nbformat and turn its ``%%jugfile`` cells into a :class:`~jugnb.jugfile.Jugfile`.
+
+Pure (reads, never writes); shared by ``jugnb export``, every ``jugnb <subcommand>`` and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .errors import CellError, NoJugfileCellsError, NotebookError
+from .jugfile import Fragment, Jugfile, assemble, parse_cell_options, split_cell
+
+_NO_CELLS = (
+    "{path} has no %%jugfile cells, so it defines no jugfile. Start a code cell with `%%jugfile` (its first "
+    "line) for the cells that define tasks; other cells stay ordinary notebook cells."
+)
+
+
+def read_notebook(path: Path) -> Any:
+    """Read a notebook as nbformat version 4, converting older versions.
+
+    Parameters
+    ----------
+    path : Path
+        The ``.ipynb`` file.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+
+    Raises
+    ------
+    NotebookError
+        If the file is missing or unreadable, is not JSON, or is not a valid notebook.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise NotebookError(f"{path}: no such notebook. Check the path.", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise NotebookError(f"{path}: cannot read the notebook ({err}).", path=str(path)) from None
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as err:
+        msg = (
+            f"{path}: not valid notebook JSON (line {err.lineno}, column {err.colno}: {err.msg}). "
+            "Was the file saved completely? Open it in Jupyter or restore it from a checkpoint."
+        )
+        raise NotebookError(msg, path=str(path), line=err.lineno) from None
+    try:
+        return nbformat.reads(raw, as_version=4)
+    except Exception as err:  # nbformat raises several types for malformed notebooks
+        msg = f"{path}: not a valid Jupyter notebook ({type(err).__name__}: {err})."
+        raise NotebookError(msg, path=str(path)) from None
+
+
+def notebook_fragments(notebook: Any, path: Path) -> list[Fragment]:
+    """The ``%%jugfile`` cells of a notebook, in order, as fragments.
+
+    Raises
+    ------
+    CellError
+        If a cell has ``%%jugfile`` after a comment, or bad arguments on its ``%%jugfile`` line.
+    NoJugfileCellsError
+        If no cell is a ``%%jugfile`` cell.
+    """
+    fragments = []
+    for index, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        where = f"{path.name}, cell {index}"
+        split = split_cell(cell.source, where=where)
+        if split is None:
+            continue
+        magic_args, body = split
+        try:
+            options = parse_cell_options(magic_args)
+        except ValueError as err:
+            msg = f"{where}, line 1: bad %%jugfile arguments `{magic_args}`: {err}."
+            raise CellError(msg, path=str(path), cell=where, line=1) from None
+        fragments.append(Fragment(body, cell_id=cell.get("id"), name=options.name, index=index))
+    if not fragments:
+        raise NoJugfileCellsError(_NO_CELLS.format(path=path), path=str(path))
+    return fragments
+
+
+def export_notebook(path: Path) -> Jugfile:
+    """Read ``path`` and assemble its jugfile.
+
+    Raises
+    ------
+    NotebookError, NoJugfileCellsError, CellError
+        As described in :func:`read_notebook`, :func:`notebook_fragments` and
+        :func:`jugnb.jugfile.assemble`; cell errors name the notebook file.
+    """
+    fragments = notebook_fragments(read_notebook(path), path)
+    try:
+        return assemble(fragments, path.name)
+    except CellError as err:
+        raise CellError(f"{path.name}, {err}", path=str(path), cell=err.cell, line=err.line) from None
