@@ -6,10 +6,12 @@ Pure (reads, never writes); shared by ``jugnb export``, every ``jugnb <subcomman
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbformat.warnings import MissingIDFieldWarning
 
 from .errors import CellError, NoJugfileCellsError, NotebookError
 from .jugfile import Fragment, Jugfile, assemble, parse_cell_options, split_cell
@@ -45,7 +47,7 @@ def read_notebook(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise NotebookError(f"{path}: cannot read the notebook ({err}).", path=str(path)) from None
     try:
-        json.loads(raw)
+        data = json.loads(raw)
     except json.JSONDecodeError as err:
         msg = (
             f"{path}: not valid notebook JSON (line {err.lineno}, column {err.colno}: {err.msg}). "
@@ -53,10 +55,29 @@ def read_notebook(path: Path) -> Any:
         )
         raise NotebookError(msg, path=str(path), line=err.lineno) from None
     try:
-        return nbformat.reads(raw, as_version=4)
+        with warnings.catch_warnings():
+            # Handled below: nbformat would invent the missing ids, and warn about them.
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            notebook = nbformat.reads(raw, as_version=4)
     except Exception as err:  # nbformat raises several types for malformed notebooks
         msg = f"{path}: not a valid Jupyter notebook ({type(err).__name__}: {err})."
         raise NotebookError(msg, path=str(path)) from None
+    _drop_invented_ids(notebook, data)
+    return notebook
+
+
+def _drop_invented_ids(notebook: Any, data: Any) -> None:
+    """Remove the random cell ids nbformat adds when upgrading a notebook (v3, or v4 without ids).
+
+    They change on every read, so keeping them would make the same notebook export to a different jugfile
+    each time (a new snapshot per command, never "unchanged"), and differ from what the kernel sees.
+    """
+    raw_cells = data.get("cells") if isinstance(data, dict) and data.get("nbformat") == 4 else None
+    if not isinstance(raw_cells, list) or len(raw_cells) != len(notebook.cells):
+        raw_cells = [{}] * len(notebook.cells)
+    for raw, cell in zip(raw_cells, notebook.cells):
+        if not (isinstance(raw, dict) and "id" in raw):
+            cell.pop("id", None)
 
 
 def notebook_fragments(notebook: Any, path: Path) -> list[Fragment]:
@@ -71,10 +92,14 @@ def notebook_fragments(notebook: Any, path: Path) -> list[Fragment]:
     """
     fragments = []
     for index, cell in enumerate(notebook.cells, start=1):
-        if cell.cell_type != "code":
+        if cell.get("cell_type") != "code":
             continue
         where = f"{path.name}, cell {index}"
-        split = split_cell(cell.source, where=where)
+        source = cell.get("source", "")
+        if not isinstance(source, str):
+            msg = f"{where}: its source is not text but {type(source).__name__}: the notebook is damaged."
+            raise NotebookError(msg, path=str(path), cell=where)
+        split = split_cell(source, where=where)
         if split is None:
             continue
         magic_args, body = split
