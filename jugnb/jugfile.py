@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import keyword
 import os
 import re
@@ -349,8 +350,18 @@ def atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            # mkstemp creates the file 0600: give it the mode a plain open() would (0666 less the umask).
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+@functools.cache
+def _umask() -> int:
+    # Reading the umask means setting it, so read it once; the two calls are back to back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
