@@ -108,6 +108,7 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
     from jug.subcommands import cmdapi
 
     options = parse(argv)
+    exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot
     jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
@@ -117,6 +118,9 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb else "exit"
             store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+        if options.subcommand == "graph":
+            # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
+            options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
     finally:
         if store is not None:
