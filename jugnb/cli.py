@@ -104,6 +104,10 @@ def _export(argv: list[str]) -> int:
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        where = err.filename or args.output or "the jugfile"
+        print(f"jugnb: error: cannot write {where}: {err.strerror or err}.", file=sys.stderr)
+        return 2
     state = "wrote" if changed else "unchanged:"
     print(f"{state} {output} (module {project.module}, {len(jugfile.fragments)} %%jugfile cells)")
     return 0
