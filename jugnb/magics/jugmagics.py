@@ -1,0 +1,218 @@
+"""The ``%%jugfile`` cell magic and the ``%jug`` line magic.
+
+Configuration (``%config JugMagics.<name> = ...`` in a notebook, or ``c.JugMagics.<name>`` in an IPython
+profile's ``ipython_config.py``)::
+
+    c.JugMagics.jugdir = "redis://localhost:6379/0"  # default: jugrc's [main] jugdir, else <module>.jugdata
+    c.JugMagics.module = "my_analysis"                # default: the notebook's file stem as an identifier
+    c.JugMagics.notebook = "analysis.ipynb"           # default: what the frontend reveals
+    c.JugMagics.show_summary = True                   # one-line summary after each %%jugfile cell
+
+Precedence for the jugdir: ``%config``/profile > jugrc files (jug's own lookup) > ``<module>.jugdata`` beside
+the notebook. ``%jug config`` shows the effective values and where each came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Unicode
+
+from ..errors import JugnbError
+from ..jugfile import Fragment
+from ..lint import foreign_names
+from ..loader import LoadedGraph
+from ..project import Project
+from ..session import NotebookSession
+from ..store import resolve_jugdir
+from . import commands
+from ._args import jugfile_cell_args
+from .namespace import shell_functions
+
+
+@magics_class
+class JugMagics(Magics):
+    """Define a notebook's jug task graph in ``%%jugfile`` cells and work with it through ``%jug``."""
+
+    jugdir = Unicode(
+        None,
+        allow_none=True,
+        help="The jugdir (jug's --jugdir: a folder, file_keepalive:PATH, redis://[:password@]host:port/db, "
+        "dict_store or dict_store:FILE). None: jugrc's [main] jugdir, else <module>.jugdata beside the notebook.",
+    ).tag(config=True)
+    module = Unicode(
+        None, allow_none=True, help="Module name of the jugfile (names the tasks). None: from the notebook's name."
+    ).tag(config=True)
+    notebook = Unicode(
+        None,
+        allow_none=True,
+        help="Path of the notebook. None: found from the frontend (JPY_SESSION_NAME, VS Code's "
+        "__vsc_ipynb_file__); without either the module is `jugfile` in the working directory.",
+    ).tag(config=True)
+    show_summary = Bool(True, help="Print a one-line summary after each %%jugfile cell.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._session: NotebookSession | None = None
+        self._cell_id: str | None = None
+        self._bound: dict[str, Any] = {}
+        self._sources: dict[str, str] = {}
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._remember_cell_id)
+            shell.user_ns.update(shell_functions(self))
+
+    @property
+    def session(self) -> NotebookSession:
+        """The notebook's session, created on first use from the configuration."""
+        if self._session is None:
+            self._session = self._new_session()
+        return self._session
+
+    @property
+    def graph(self) -> LoadedGraph:  # type: ignore[return]
+        """The loaded graph, reloaded first when a barrier it stopped at has cleared.
+
+        Raises
+        ------
+        UsageError
+            If no ``%%jugfile`` cell has run yet.
+        """
+        session = self.session
+        if session.graph is None:
+            raise UsageError("No jugfile loaded yet: run a %%jugfile cell first.")
+        self._reload_past_barrier()
+        return session.graph
+
+    @magic_arguments()
+    @jugfile_cell_args
+    @cell_magic
+    def jugfile(self, line: str, cell: str) -> None:
+        """Add this cell to the notebook's jugfile, then import the jugfile through jug.
+
+        The cell is Python that plain ``jug`` can import (no magics or ``!`` shell escapes). Re-running a cell
+        replaces its previous version (cells are identified by the frontend's cell id, or by ``--name``).
+        The module's public names (tasks, functions, values) are then bound in the notebook.
+
+        Examples
+        --------
+        In [1]: %%jugfile --name double
+           ...: from jug import TaskGenerator
+           ...: @TaskGenerator
+           ...: def double(x):
+           ...:     return 2 * x
+           ...: results = [double(i) for i in range(10)]
+        jugfile: 10 tasks (double ×10) · 10 ready · jugdir jugfile.jugdata
+        """
+        args = parse_argstring(self.jugfile, line)
+        fragment = Fragment(cell, cell_id=self._cell_id, name=args.name)
+        try:
+            graph, ordinal = self.session.run_fragment(fragment)
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+        self._bind(graph)
+        for warning in foreign_names(graph.jugfile, self.shell.user_ns):
+            print(f"Warning: {warning}")
+        if self.show_summary and not args.quiet:
+            print(commands.summary_line(self, graph))
+
+    @magic_arguments()
+    @argument("subcommand", nargs="?", default="help", help="One of the subcommands below; `help` lists them.")
+    @argument("arguments", nargs="...", help="The subcommand's arguments; `%%jug help SUBCOMMAND` shows them.")
+    @line_magic
+    def jug(self, line: str) -> Any:
+        """Run a jug subcommand on the notebook's jugfile: ``%jug SUBCOMMAND [options]``.
+
+        ``%jug help`` lists the subcommands and ``%jug help SUBCOMMAND`` shows one's options.
+
+        Examples
+        --------
+        In [2]: %jug status
+        In [3]: %jug invalidate --name score --dry-run
+        In [4]: %jug cleanup --dry-run
+        """
+        args = parse_argstring(self.jug, line)
+        command = commands.get(args.subcommand)
+        options = command.parser().parse_args(args.arguments)
+        try:
+            return command.run(self, options)
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+
+    def reset(self) -> None:
+        """Forget every fragment and the loaded graph, and re-read the configuration (``%jug reset``)."""
+        self._unbind()
+        self._session = None
+
+    def close(self) -> None:
+        """Stop background activity (``%unload_ext jugnb``); workers keep running."""
+        self.shell.events.unregister("pre_run_cell", self._remember_cell_id)
+
+    def _remember_cell_id(self, info: Any) -> None:
+        self._cell_id = getattr(info, "cell_id", None)
+
+    def _reload_past_barrier(self) -> None:
+        try:
+            if self.session.reload_if_barrier_cleared() and self.session.graph is not None:
+                self._bind(self.session.graph)
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+
+    def _bind(self, graph: LoadedGraph) -> None:
+        names = graph.public_names()
+        self._unbind(keep=names)
+        self.shell.user_ns.update(names)
+        self._bound = names
+        commands.forget_status(self)
+
+    def _unbind(self, keep: dict[str, Any] | None = None) -> None:
+        # Remove names an earlier import bound that are gone now, unless the user rebound them.
+        user_ns = self.shell.user_ns
+        for name, obj in self._bound.items():
+            if (keep is None or name not in keep) and user_ns.get(name) is obj:
+                del user_ns[name]
+        self._bound = {}
+
+    def _new_session(self) -> NotebookSession:
+        try:
+            project = self._project()
+            spec, _ = self.jugdir_setting(project)
+            return NotebookSession(project, resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd()))
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+
+    def _project(self) -> Project:
+        notebook, _ = self.notebook_setting()
+        if notebook is None:
+            return Project(Path.cwd(), self.module or "jugfile", "an IPython session")
+        return Project.for_notebook(notebook, self.module, flag="%config JugMagics.module =")
+
+    def notebook_setting(self) -> tuple[Path | None, str]:
+        """The notebook's path (or ``None``) and where it came from."""
+        if self.notebook:
+            return Path(self.notebook), "%config JugMagics.notebook"
+        vscode = self.shell.user_ns.get("__vsc_ipynb_file__")
+        if vscode:
+            return Path(vscode), "VS Code (__vsc_ipynb_file__)"
+        session_name = os.environ.get("JPY_SESSION_NAME")
+        if session_name:
+            path = Path(session_name)
+            # Jupyter Server may give a path relative to its root; the kernel runs in the notebook's folder.
+            return (path if path.is_absolute() else Path.cwd() / path.name), "Jupyter (JPY_SESSION_NAME)"
+        return None, "not revealed by the frontend"
+
+    def jugdir_setting(self, project: Project) -> tuple[str, str]:
+        """The configured jugdir (before ``%(jugfile)s`` expansion) and where it came from."""
+        if self.jugdir:
+            return self.jugdir, "%config JugMagics.jugdir (or an IPython profile)"
+        from jug.options import default_options, read_configuration_file
+
+        jugrc = read_configuration_file(default_options=default_options)
+        configured = getattr(jugrc, "jugdir", None)
+        if configured is not None and configured != default_options.jugdir:
+            return str(configured), "a jugrc file"
+        return "%(jugfile)s.jugdata", "default (<module>.jugdata beside the notebook)"

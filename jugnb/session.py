@@ -1,0 +1,118 @@
+"""The kernel's side of a notebook's jugfile: its fragments, the loaded graph, and reloading it.
+
+A :class:`NotebookSession` holds the ``%%jugfile`` cells run so far (one :class:`~jugnb.jugfile.Fragment`
+each), assembles them exactly as ``jugnb export`` does, writes the result to an immutable snapshot plus a
+pointer file (``.jugnb/<module>.current``) that workers follow, and imports it through jug. A failing cell
+changes nothing: fragments, files and the loaded graph stay as they were.
+
+Fragment rules: a cell with a key (its ``--name`` label, else the cell id the frontend sent) replaces the
+fragment with the same key in place; a cell without a key is appended, unless a fragment with exactly
+the same body exists already (re-running identical code adds nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .jugfile import Fragment, Jugfile, assemble, atomic_write
+from .loader import LoadedGraph, load_jugfile
+from .project import Project
+from .store import Jugdir
+
+
+@dataclass
+class NotebookSession:
+    """The jugfile a kernel builds from ``%%jugfile`` cells, and its loaded graph.
+
+    Parameters
+    ----------
+    project : Project
+        Module name and folders.
+    jugdir : Jugdir
+        Where results live.
+    """
+
+    project: Project
+    jugdir: Jugdir
+    fragments: list[Fragment] = field(default_factory=list)
+    graph: LoadedGraph | None = None
+    _store: Any = None
+
+    @property
+    def pointer_path(self) -> Path:
+        """File holding the absolute path of the current snapshot; workers re-read it after each task."""
+        return self.project.state_dir / f"{self.project.module}.current"
+
+    def with_fragment(self, fragment: Fragment) -> tuple[list[Fragment], int]:
+        """The fragment list after running ``fragment``, and its 1-based ordinal (``self`` is unchanged)."""
+        fragments = list(self.fragments)
+        for position, existing in enumerate(fragments):
+            same_key = fragment.key is not None and existing.key == fragment.key
+            same_code = fragment.key is None and existing.key is None and existing.body == fragment.body
+            if same_key or same_code:
+                fragments[position] = fragment
+                return fragments, position + 1
+        fragments.append(fragment)
+        return fragments, len(fragments)
+
+    def run_fragment(self, fragment: Fragment) -> tuple[LoadedGraph, int]:
+        """Add or replace ``fragment``, then rebuild and import the jugfile.
+
+        Returns
+        -------
+        graph : LoadedGraph
+        ordinal : int
+            The fragment's 1-based position in the jugfile.
+
+        Raises
+        ------
+        CellError, JugfileImportError, StoreError
+            The session is left unchanged.
+        """
+        fragments, ordinal = self.with_fragment(fragment)
+        return self.load(fragments), ordinal
+
+    def load(self, fragments: list[Fragment] | None = None) -> LoadedGraph:
+        """Assemble ``fragments`` (default: the current ones), write the snapshot, import it.
+
+        Raises
+        ------
+        CellError, JugfileImportError, StoreError
+            The session is left unchanged.
+        """
+        fragments = self.fragments if fragments is None else fragments
+        jugfile = assemble(fragments, self.project.source_name)
+        snapshot = self.project.snapshot(jugfile.text)
+        graph = load_jugfile(jugfile, snapshot, self.jugdir, store=self._reusable_store())
+        self.fragments, self.graph, self._store = fragments, graph, graph.store
+        atomic_write(self.pointer_path, f"{snapshot}\n")
+        return graph
+
+    def reload_if_barrier_cleared(self) -> bool:
+        """Re-import when the last import stopped at a barrier whose tasks are now complete.
+
+        Returns
+        -------
+        bool
+            Whether the graph was reloaded (it may stop at a later barrier).
+        """
+        if self.graph is None or self.graph.barrier is None:
+            return False
+        if any(not t.can_load() for t in self.graph.tasks):
+            return False
+        self.load()
+        return True
+
+    def reset(self) -> None:
+        """Forget every fragment and the loaded graph (``%jug reset``)."""
+        self.fragments, self.graph = [], None
+
+    def current_jugfile(self) -> Jugfile | None:
+        """The assembled jugfile of the loaded graph, if any."""
+        return self.graph.jugfile if self.graph is not None else None
+
+    def _reusable_store(self) -> Any:
+        # An in-memory dict_store holds the only copy of the results: keep it across reloads.
+        return self._store if self.jugdir.kind == "dict_store" else None
