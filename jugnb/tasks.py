@@ -8,7 +8,7 @@ the store's ``remove_many`` and locks with jug's lock objects, as ``jug invalida
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +165,7 @@ def _as_text(name: Any) -> str:
 
 
 def value(t: Any) -> Any:
-    """Load the result of a task (or of any structure of tasks), like ``value`` in ``jug shell``.
+    """Load the result of a task (or of a list/tuple/dict of tasks), like ``value`` in ``jug shell``.
 
     Raises
     ------
@@ -174,14 +174,22 @@ def value(t: Any) -> Any:
     """
     from jug.task import value as jug_value
 
-    try:
-        return jug_value(t)
-    except Exception as err:
-        if _is_missing_result(err):
-            raise JugnbError(f"{t!r} has no result yet: run `%jug execute` (or jugnb execute) first.") from None
-        raise
+    missing = next((task for task in tasks_in(t) if not task.can_load()), None)
+    if missing is not None:
+        msg = f"{missing!r} has no result yet: run `%jug execute` (or `jugnb execute`) first."
+        raise JugnbError(msg)
+    return jug_value(t)
 
 
-def _is_missing_result(err: Exception) -> bool:
-    # jug's stores raise different errors for a missing result (IOError, KeyError, redis None -> TypeError).
-    return isinstance(err, (OSError, KeyError)) or "not loadable" in str(err)
+def tasks_in(obj: Any) -> Iterator[Any]:
+    """Every task or Tasklet inside ``obj`` (nested lists, tuples and dict values)."""
+    from jug.task import TaskletMixin
+
+    if isinstance(obj, TaskletMixin):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from tasks_in(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from tasks_in(item)

@@ -65,15 +65,7 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
 
 
 def _holds_tasks(obj: Any) -> bool:
-    from jug.task import TaskletMixin
-
-    if isinstance(obj, TaskletMixin):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(_holds_tasks(o) for o in obj)
-    if isinstance(obj, dict):
-        return any(_holds_tasks(o) for o in obj.values())
-    return False
+    return next(task_ops.tasks_in(obj), None) is not None
 
 
 def _per_name(counts: Any) -> str:
