@@ -125,13 +125,17 @@ class Fragment:
         return self.name if self.name is not None else self.cell_id
 
     def comment(self, ordinal: int) -> str:
-        """The comment line that precedes this fragment in the jugfile (``ordinal`` is 1-based)."""
-        parts = [f"# %%jugfile cell {ordinal}"]
+        """The comment line that precedes this fragment in the jugfile (``ordinal`` is 1-based).
+
+        It names the cell by its key only (``--name`` label, else cell id), which is what both the kernel and
+        ``jugnb export`` know when a cell is named, so the two files stay byte-identical even under
+        frontends that send no cell id (nbclient, papermill).
+        """
         if self.name is not None:
-            parts.append(f"name {self.name}")
+            return f"# %%jugfile cell {ordinal} · name {self.name}"
         if self.cell_id is not None:
-            parts.append(f"id {self.cell_id}")
-        return " · ".join(parts)
+            return f"# %%jugfile cell {ordinal} · id {self.cell_id}"
+        return f"# %%jugfile cell {ordinal}"
 
     def describe(self, ordinal: int) -> str:
         """Human name of the cell for messages, e.g. ``"cell 7 (%%jugfile cell 2, id 1a2b)"``."""
