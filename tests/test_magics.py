@@ -161,7 +161,7 @@ def test_status_invalidate_check_and_value_against_jug_results(ip: InteractiveSh
     assert "Would invalidate 5 results" in out.outputs[0].data["text/plain"]
     assert ip.run_line_magic("jug", "check") is True
     with capture_output():
-        ip.run_line_magic("jug", "invalidate --pattern /dou.le/")
+        ip.run_line_magic("jug", "invalidate --target /dou.le/")
     assert ip.run_line_magic("jug", "check") is False
     total_row = ip.run_line_magic("jug", "status").text.strip().splitlines()[-1].split()
     assert total_row[:5] == ["0", "1", "4", "0", "0"]  # failed, waiting, ready, complete, active
@@ -210,7 +210,7 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(ip: InteractiveShell
     assert not result.success and "Known: check, cleanup" in out
     cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
     result, out = cell(ip, "%jug invalidate")
-    assert not result.success and "one of the arguments --name/--target --pattern is required" in out
+    assert not result.success and "one of the arguments --target --name --pattern is required" in out
 
 
 def test_graph_dot_and_help(ip: InteractiveShell) -> None:

@@ -145,8 +145,18 @@ class CheckCommand(Command):
 
 def _add_selection(parser: MagicArgumentParser, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--name", "--target", dest="name", help="Task name: module.fn, fn, or with * wildcards.")
-    group.add_argument("--pattern", help="Substring of the task name, or /regex/.")
+    group.add_argument("--target", help="/regex/ (searched in the task name), or a task name as for --name.")
+    group.add_argument("--name", help="Task name: module.fn or fn, with * wildcards (jug's --name).")
+    group.add_argument("--pattern", help="Substring of the task name, or /regex/ (jug's --pattern).")
+
+
+def _selection(args: Any) -> tuple[str | None, str | None]:
+    """``(name, pattern)`` for jug's matcher from ``--target``/``--name``/``--pattern``."""
+    target = args.target
+    if target is not None:
+        is_regex = len(target) > 2 and target.startswith("/") and target.endswith("/")
+        return (None, target) if is_regex else (target, None)
+    return args.name, args.pattern
 
 
 class InvalidateCommand(Command):
@@ -160,10 +170,11 @@ class InvalidateCommand(Command):
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
-        matcher = task_ops.task_matcher(args.name, args.pattern)
+        name, pattern = _selection(args)
+        matcher = task_ops.task_matcher(name, pattern)
         selected = [t for t in graph.tasks if matcher(t.name)]
         if not selected:
-            print(f"No task matches {args.name or args.pattern!r}. Task names: {_names(graph)}.")
+            print(f"No task matches {name or pattern!r}. Task names: {_names(graph)}.")
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))
