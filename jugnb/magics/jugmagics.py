@@ -30,7 +30,7 @@ from ..loader import LoadedGraph
 from ..project import Project
 from ..session import NotebookSession
 from ..store import resolve_jugdir
-from . import commands
+from . import commands, worker_commands  # noqa: F401 - worker_commands registers its subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions
 
@@ -61,7 +61,8 @@ class JugMagics(Magics):
         self._session: NotebookSession | None = None
         self._cell_id: str | None = None
         self._bound: dict[str, Any] = {}
-        self._sources: dict[str, str] = {}
+        self._pool: Any = None
+        self._status_reader: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell_id)
             shell.user_ns.update(shell_functions(self))
@@ -136,12 +137,20 @@ class JugMagics(Magics):
         In [4]: %jug cleanup --dry-run
         """
         args = parse_argstring(self.jug, line)
-        command = commands.get(args.subcommand)
-        options = command.parser().parse_args(args.arguments)
+        return self.run_subcommand(args.subcommand, args.arguments)
+
+    def run_subcommand(self, name: str, argv: list[str]) -> Any:
+        """Run ``%jug NAME ARGV...``; jugnb's errors become ``UsageError`` (shown without a traceback)."""
+        command = commands.get(name)
+        options = command.parser().parse_args(argv)
         try:
             return command.run(self, options)
         except JugnbError as err:
             raise UsageError(str(err)) from err
+
+    def show_progress(self, pool: Any) -> Any:
+        """What ``%jug execute`` shows after starting workers (the progress panel, once available)."""
+        return None
 
     def reset(self) -> None:
         """Forget every fragment and the loaded graph, and re-read the configuration (``%jug reset``)."""

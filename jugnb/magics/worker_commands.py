@@ -1,0 +1,223 @@
+"""``%jug`` subcommands that run tasks: execute (workers or in the kernel), workers, wait, stop, run."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
+from ..records import TaskRecord
+from ..workers import NotRunning, WorkerInfo, WorkerPool
+from .commands import Command, _add_selection, _selection, status_snapshot
+from .views import Rendered
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def execute_options(args: Any) -> ExecuteOptions:
+    """jug execute's options from parsed ``%jug execute`` arguments."""
+    name, pattern = _selection(args)
+    return ExecuteOptions(name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug)
+
+
+def pool_of(magics: Any) -> WorkerPool | None:
+    """This kernel's worker pool: the one it started, or one re-attached from the state file."""
+    pool: WorkerPool | None = getattr(magics, "_pool", None)
+    if pool is None:
+        session = magics.session
+        try:
+            pool = WorkerPool.reattach(session.project.state_dir, session.project.module, parent=magics)
+        except NotRunning:
+            return None
+        magics._pool = pool
+        magics.shell.configurables.append(pool)
+        print(f"Re-attached to {sum(w.alive for w in pool.workers())} running workers of {pool.module}.")
+    return pool
+
+
+class ExecuteCommand(Command):
+    """Run the tasks: start background workers (returns at once), or run in the kernel with --here."""
+
+    name = "execute"
+
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument("-j", "--jobs", type=int, default=None,
+                            help="Number of worker processes (default: the CPUs this process may use).")
+        parser.add_argument("--add", action="store_true", help="Add workers to those already running.")
+        parser.add_argument("--here", action="store_true",
+                            help="Run the tasks in the kernel itself: blocking, interruptible, %%debug works.")
+        parser.add_argument("--detach", action="store_true",
+                            help="Workers keep running after the kernel shuts down or restarts.")
+        parser.add_argument("--quiet", action="store_true", help="Do not show the progress panel.")
+        _add_selection(parser, required=False)
+        parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
+        parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
+        parser.add_argument("--aggressive-unload", action="store_true", help="Unload results from memory eagerly.")
+        parser.add_argument("--debug", action="store_true", help="jug's debug mode (extra checks).")
+
+    def run(self, magics: Any, args: Any) -> Any:
+        magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
+        options = execute_options(args)
+        if args.here:
+            executed = execute_here(magics.session, options)
+            magics._status_reader = None
+            total = sum(executed.values())
+            print(f"Executed {total} tasks in the kernel" + (f" ({_counts(executed)})." if total else "."))
+            return None
+        return _start_workers(magics, args, options)
+
+
+def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
+    session = magics.session
+    if not session.jugdir.shareable:
+        msg = (f"The jugdir {session.jugdir} is an in-memory dict_store: worker processes cannot see it. Use "
+               "`%jug execute --here` to run the tasks in the kernel, or a jugdir on disk or in redis.")
+        raise UsageError(msg)
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UsageError(f"-j must be at least 1, not {jobs}.")
+    pool = pool_of(magics)
+    running = [w for w in pool.workers() if w.alive] if pool is not None else []
+    if running and not args.add:
+        pids = ", ".join(str(w.pid) for w in running)
+        print(f"{len(running)} workers are already running (pids {pids}); `%jug execute --add -j N` adds more, "
+              "`%jug stop` stops them.")
+        return None
+    if pool is not None and args.add and running:
+        started = pool.add(jobs)
+    else:
+        pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics)
+        magics.shell.configurables.append(pool)
+        magics._pool = pool
+        started = pool.start(jobs, jugdir=session.jugdir.spec, cwd=Path.cwd(),
+                             execute_args=options.worker_args(), detach=args.detach)
+    print(f"Started {len(started)} workers (pids {', '.join(str(w.pid) for w in started)})"
+          + (", detached" if args.detach else "") + ". `%jug wait` blocks until they finish.")
+    return magics.show_progress(pool) if not args.quiet else None
+
+
+class WorkersCommand(Command):
+    """Show this notebook's workers: pid, state, current task, running for, memory, host."""
+
+    name = "workers"
+
+    def run(self, magics: Any, args: Any) -> Rendered:
+        pool = pool_of(magics)
+        infos = pool.workers() if pool is not None else []
+        return workers_table(infos)
+
+
+def workers_table(infos: list[WorkerInfo]) -> Rendered:
+    """Text and HTML tables of worker infos."""
+    header = ("pid", "state", "task", "running for", "memory", "host", "done")
+    rows = [
+        (str(w.pid), w.state, w.task or "", f"{w.running_for:.1f} s" if w.running_for is not None else "",
+         f"{w.rss / 2**20:.0f} MiB" if w.rss else "", w.host, str(w.executed))
+        for w in infos
+    ]
+    if not rows:
+        return Rendered("No workers. `%jug execute` starts some.", "<p>No workers. <code>%jug execute</code> starts some.</p>")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows])
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{h}</th>" for h in header)
+    return Rendered(text, f"<table><tr>{head}</tr>{cells}</table>")
+
+
+class WaitCommand(Command):
+    """Block until the workers finish (interrupting stops the waiting, not the workers)."""
+
+    name = "wait"
+
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
+
+    def run(self, magics: Any, args: Any) -> Rendered | None:
+        pool = pool_of(magics)
+        if pool is None:
+            print("No workers are running.")
+            return None
+        finished = pool.wait(args.timeout)
+        if not finished:
+            alive = sum(w.alive for w in pool.workers())
+            print(f"Stopped waiting; {alive} workers are still running (`%jug workers`).")
+        print_failures(magics)
+        magics._status_reader = None
+        return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
+
+
+def print_failures(magics: Any) -> None:
+    """Print the traceback of every task of the graph whose latest run failed and that has no result."""
+    for record in recent_failures(magics):
+        print(f"\nTask {record.name} ({record.hash[:12]}) failed on {record.host} pid {record.pid}:")
+        print(record.traceback or f"{record.exc_type}: {record.exc_message}")
+        if record.output_tail:
+            print(f"Its last output:\n{record.output_tail}")
+
+
+def recent_failures(magics: Any) -> list[TaskRecord]:
+    """Latest records that are failures, for tasks of the loaded graph that have no result."""
+    from ..records import RecordLog
+
+    graph = magics.graph
+    snapshot = status_snapshot(magics, graph)
+    latest = RecordLog.for_jugdir(graph.jugdir.spec).latest_by_hash()
+    failed = []
+    for t in graph.tasks:
+        record = latest.get(t.hash().decode())
+        if record is not None and record.failed and snapshot.state_of(t.hash()) != "complete":
+            failed.append(record)
+    return list({r.hash: r for r in failed}.values())
+
+
+class StopCommand(Command):
+    """Stop the workers: drain (finish the current task), or --now (terminate, release their locks)."""
+
+    name = "stop"
+
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument("--now", action="store_true",
+                            help="SIGTERM, then SIGKILL after WorkerPool.stop_timeout seconds; locks are released.")
+
+    def run(self, magics: Any, args: Any) -> None:
+        pool = pool_of(magics)
+        if pool is None:
+            print("No workers are running.")
+            return
+        alive = [w.pid for w in pool.workers() if w.alive]
+        pool.stop(now=args.now)
+        verb = "Stopped" if args.now else "Asked to finish their current task and exit:"
+        print(f"{verb} {len(alive)} workers (pids {', '.join(map(str, alive))}).")
+
+
+class RunCommand(Command):
+    """Run one task in the kernel (hash prefix, or name[i]) so that %debug works on its exception."""
+
+    name = "run"
+
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument("task", help="A hash prefix (6+ hex digits) or a task name, e.g. score[3].")
+        parser.add_argument("--save", action="store_true", help="Store the result, as a worker would.")
+
+    def run(self, magics: Any, args: Any) -> Any:
+        graph = magics.graph
+        task = find_task(graph.tasks, args.task)
+        value = run_task(task, save=args.save)  # exceptions keep their traceback, for %debug
+        if args.save:
+            magics._status_reader = None
+        return value
+
+
+def _counts(counter: Any) -> str:
+    return ", ".join(f"{name.rsplit('.', 1)[-1]} ×{n}" for name, n in sorted(counter.items()))

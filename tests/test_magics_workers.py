@@ -1,0 +1,129 @@
+"""%jug execute / workers / wait / stop / run in an in-process shell, with real worker processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+GRAPH = """\
+%%jugfile
+import time
+from jug import TaskGenerator, bvalue
+
+@TaskGenerator
+def double(x):
+    time.sleep(0.05)
+    return 2 * x
+
+@TaskGenerator
+def add(values):
+    return sum(values)
+
+total = add([double(i) for i in range(6)])
+n = bvalue(total)
+more = [double(100 + i) for i in range(n // 10)]
+"""
+FAILING = """\
+%%jugfile
+from jug import TaskGenerator
+
+@TaskGenerator
+def explode(x):
+    print("about to fail")
+    raise ValueError(f"bad input {x}")
+
+boom = explode(1)
+"""
+
+
+@pytest.fixture
+def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "work.ipynb"))
+    monkeypatch.setenv("HOME", str(project.parent))
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jugnb")
+    yield shell
+    magics = shell.magics_manager.registry["JugMagics"]
+    pool = magics._pool
+    if pool is not None:
+        pool.stop(now=True)
+        pids = [w.pid for w in pool.workers()]
+        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    shell.run_line_magic("unload_ext", "jugnb")
+    InteractiveShell.clear_instance()
+    sys.modules.pop("work", None)
+
+
+def jug(ip: InteractiveShell, line: str) -> tuple[object, str]:
+    with capture_output() as out:
+        result = ip.run_line_magic("jug", line)
+    return result, out.stdout
+
+
+def test_execute_returns_at_once_and_wait_completes_past_bvalue(ip: InteractiveShell) -> None:
+    ip.run_cell(GRAPH, cell_id="g")
+    started = time.monotonic()
+    _, out = jug(ip, "execute -j 2 --quiet")
+    assert time.monotonic() - started < 5
+    assert "Started 2 workers" in out
+    _, out = jug(ip, "execute -j 1 --quiet")
+    assert "already running" in out
+    status, _ = jug(ip, "wait --timeout 120")
+    assert ip.run_line_magic("jug", "check") is True
+    assert len(ip.user_ns["more"]) == 3  # n = 30 after the bvalue: the graph extended itself
+    assert "Total" in status.text
+
+
+def test_execute_here_runs_in_kernel(ip: InteractiveShell) -> None:
+    ip.run_cell(GRAPH, cell_id="g")
+    _, out = jug(ip, "execute --here")
+    assert "Executed 10 tasks in the kernel" in out
+    assert ip.run_line_magic("jug", "check") is True
+
+
+def test_failure_traceback_shown_by_wait(ip: InteractiveShell) -> None:
+    ip.run_cell(FAILING, cell_id="f")
+    jug(ip, "execute -j 1 --quiet")
+    _, out = jug(ip, "wait --timeout 60")
+    assert "Task work.explode" in out and "ValueError: bad input 1" in out
+    assert "about to fail" in out
+
+
+def test_run_task_in_kernel_raises_with_traceback(ip: InteractiveShell) -> None:
+    ip.run_cell(FAILING, cell_id="f")
+    with pytest.raises(ValueError, match="bad input 1"):
+        ip.run_line_magic("jug", "run explode")
+    with pytest.raises(UsageError, match="No task matches"):
+        ip.run_line_magic("jug", "run nothing_like_this")
+
+
+def test_dict_store_refuses_workers(ip: InteractiveShell) -> None:
+    ip.run_cell("%config JugMagics.jugdir = 'dict_store'")
+    ip.run_cell(GRAPH, cell_id="g")
+    with pytest.raises(UsageError, match="--here"):
+        ip.run_line_magic("jug", "execute -j 1")
+    _, out = jug(ip, "execute --here")
+    assert "Executed 10 tasks" in out
+
+
+def test_stop_now_and_workers_table(ip: InteractiveShell) -> None:
+    ip.run_cell(GRAPH.replace("time.sleep(0.05)", "time.sleep(30)"), cell_id="g")
+    jug(ip, "execute -j 2 --quiet")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "work.double" not in ip.run_line_magic("jug", "workers").text:
+        time.sleep(0.2)
+    table = ip.run_line_magic("jug", "workers").text
+    assert "work.double" in table
+    _, out = jug(ip, "stop --now")
+    assert "Stopped 2 workers" in out
+    locks = Path("work.jugdata/locks")
+    assert not locks.exists() or not list(locks.iterdir())
