@@ -1,17 +1,20 @@
 """Read a ``.ipynb`` with nbformat and turn its ``%%jugfile`` cells into a :class:`~jugnb.jugfile.Jugfile`.
 
 Pure (reads, never writes); shared by ``jugnb export``, every ``jugnb <subcommand>`` and the tests.
+
+nbformat is imported only to convert notebooks older than version 4: importing it imports jsonschema and,
+where jupyter_events installed them, its format checkers, which cost a second or more per process (twice
+for each ``jugnb SUBCOMMAND``). A version 4 notebook is read as the JSON it is, which is what nbformat
+would return for it.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import nbformat
-from nbformat.warnings import MissingIDFieldWarning
 
 from .errors import CellError, NoJugfileCellsError, NotebookError
 from .jugfile import Fragment, Jugfile, assemble, parse_cell_options, split_cell
@@ -39,6 +42,11 @@ def read_notebook(path: Path) -> Any:
     NotebookError
         If the file is missing or unreadable, is not JSON, or is not a valid notebook.
     """
+    raw, data = _read_json(path)
+    return _convert(path, raw, data)
+
+
+def _read_json(path: Path) -> tuple[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             raw = handle.read()
@@ -47,13 +55,19 @@ def read_notebook(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise NotebookError(f"{path}: cannot read the notebook ({err}).", path=str(path)) from None
     try:
-        data = json.loads(raw)
+        return raw, json.loads(raw)
     except json.JSONDecodeError as err:
         msg = (
             f"{path}: not valid notebook JSON (line {err.lineno}, column {err.colno}: {err.msg}). "
             "Was the file saved completely? Open it in Jupyter or restore it from a checkpoint."
         )
         raise NotebookError(msg, path=str(path), line=err.lineno) from None
+
+
+def _convert(path: Path, raw: str, data: Any) -> Any:
+    import nbformat
+    from nbformat.warnings import MissingIDFieldWarning
+
     try:
         with warnings.catch_warnings():
             # Handled below: nbformat would invent the missing ids, and warn about them.
@@ -66,6 +80,21 @@ def read_notebook(path: Path) -> Any:
     return notebook
 
 
+def _v4_cells(data: Any) -> list[Mapping[str, Any]] | None:
+    """Return the cells of a version 4 notebook as nbformat would read them; ``None`` if nbformat must."""
+    if not (isinstance(data, dict) and data.get("nbformat") == 4 and isinstance(data.get("cells"), list)):
+        return None
+    if not all(isinstance(cell, dict) for cell in data["cells"]):
+        return None
+    cells = []
+    for cell in data["cells"]:
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            cell = {**cell, "source": "".join(source)}  # nbformat's multi-line strings
+        cells.append(cell)
+    return cells
+
+
 def _drop_invented_ids(notebook: Any, data: Any) -> None:
     """Remove the random cell ids nbformat adds when upgrading a notebook (v3, or v4 without ids).
 
@@ -75,13 +104,13 @@ def _drop_invented_ids(notebook: Any, data: Any) -> None:
     raw_cells = data.get("cells") if isinstance(data, dict) and data.get("nbformat") == 4 else None
     if not isinstance(raw_cells, list) or len(raw_cells) != len(notebook.cells):
         raw_cells = [{}] * len(notebook.cells)
-    for raw, cell in zip(raw_cells, notebook.cells):
+    for raw, cell in zip(raw_cells, notebook.cells, strict=True):
         if not (isinstance(raw, dict) and "id" in raw):
             cell.pop("id", None)
 
 
-def notebook_fragments(notebook: Any, path: Path) -> list[Fragment]:
-    """The ``%%jugfile`` cells of a notebook, in order, as fragments.
+def notebook_fragments(notebook: Mapping[str, Any], path: Path) -> list[Fragment]:
+    """Return the ``%%jugfile`` cells of a notebook (nbformat 4, or its JSON), in order, as fragments.
 
     Raises
     ------
@@ -91,7 +120,7 @@ def notebook_fragments(notebook: Any, path: Path) -> list[Fragment]:
         If no cell is a ``%%jugfile`` cell.
     """
     fragments = []
-    for index, cell in enumerate(notebook.cells, start=1):
+    for index, cell in enumerate(notebook["cells"], start=1):
         if cell.get("cell_type") != "code":
             continue
         where = f"{path.name}, cell {index}"
@@ -123,7 +152,10 @@ def export_notebook(path: Path) -> Jugfile:
         As described in :func:`read_notebook`, :func:`notebook_fragments` and
         :func:`jugnb.jugfile.assemble`; cell errors name the notebook file.
     """
-    fragments = notebook_fragments(read_notebook(path), path)
+    raw, data = _read_json(path)
+    cells = _v4_cells(data)
+    notebook = {"cells": cells} if cells is not None else _convert(path, raw, data)
+    fragments = notebook_fragments(notebook, path)
     try:
         return assemble(fragments, path.name)
     except CellError as err:
