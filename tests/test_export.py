@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import TIMEOUT, write_notebook
 
 from jugnb.errors import CellError, ModuleNameError, NoJugfileCellsError, NotebookError
 from jugnb.export import export_notebook, read_notebook
@@ -53,7 +56,9 @@ def test_only_code_cells_with_the_magic_are_exported(simple: Path) -> None:
 
 
 def test_cells_in_notebook_order(make_notebook: MakeNotebook) -> None:
-    path = make_notebook(["%%jugfile\nfirst = 1", "x = 0", "%%jugfile\nsecond = first + 1", "%%jugfile\nthird = 3"])
+    path = make_notebook(
+        ["%%jugfile\nfirst = 1", "x = 0", "%%jugfile\nsecond = first + 1", "%%jugfile\nthird = 3"]
+    )
     text = export_notebook(path).text
     assert text.index("first = 1") < text.index("second = first + 1") < text.index("third = 3")
 
@@ -61,7 +66,9 @@ def test_cells_in_notebook_order(make_notebook: MakeNotebook) -> None:
 def test_exported_text_is_the_cell_bodies(simple: Path) -> None:
     text = export_notebook(simple).text
     assert "\n\n# %%jugfile cell 1 · name prep\nfrom jug import TaskGenerator\n\n\n@TaskGenerator\n" in text
-    assert text.endswith("\n\n# %%jugfile cell 2 · id cell-5\ndoubled = [double(i) for i in range(5)]\ntotal = add(doubled)\n")
+    assert text.endswith(
+        "\n\n# %%jugfile cell 2 · id cell-5\ndoubled = [double(i) for i in range(5)]\ntotal = add(doubled)\n"
+    )
     compile(text, "my_analysis_v2.py", "exec")
 
 
@@ -82,7 +89,13 @@ def test_export_is_deterministic_for_notebooks_without_ids(make_notebook: MakeNo
 
 
 def test_v45_notebook_missing_ids_exports_without_them(project: Path) -> None:
-    cell = {"cell_type": "code", "source": "%%jugfile\nx = 1", "metadata": {}, "outputs": [], "execution_count": None}
+    cell = {
+        "cell_type": "code",
+        "source": "%%jugfile\nx = 1",
+        "metadata": {},
+        "outputs": [],
+        "execution_count": None,
+    }
     data = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     path = project / "noid.ipynb"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -90,6 +103,22 @@ def test_v45_notebook_missing_ids_exports_without_them(project: Path) -> None:
     text = export_notebook(path).text
     assert "# %%jugfile cell 1\nx = 1\n" in text
     assert text == export_notebook(path).text
+
+
+def test_v4_notebook_is_read_without_importing_nbformat(project: Path) -> None:
+    # Importing nbformat costs a second or more where jsonschema's format checkers are installed.
+    code = (
+        "import sys; from pathlib import Path; from jugnb.export import export_notebook; "
+        "text = export_notebook(Path(sys.argv[1])).text; "
+        "assert 'nbformat' not in sys.modules, 'nbformat imported'; print(text, end='')"
+    )
+    path = write_notebook(project / "analysis.ipynb", ["x = 0", "%%jugfile\nx = 1\ny = 2"])
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == export_notebook(path).text
+    assert result.stdout.endswith("# %%jugfile cell 1 · id cell-2\nx = 1\ny = 2\n")
 
 
 # old nbformat versions
@@ -103,7 +132,9 @@ def _write_v3(path: Path, sources: list[str]) -> Path:
 
 
 def test_v3_notebook_is_converted(project: Path) -> None:
-    path = _write_v3(project / "old.ipynb", ["import os", "%%jugfile\nfrom jug import Task\nt = Task(sum, [1, 2])"])
+    path = _write_v3(
+        project / "old.ipynb", ["import os", "%%jugfile\nfrom jug import Task\nt = Task(sum, [1, 2])"]
+    )
     assert json.loads(path.read_text(encoding="utf-8"))["nbformat"] == 3
     jugfile = export_notebook(path)
     assert jugfile.text.endswith("# %%jugfile cell 1\nfrom jug import Task\nt = Task(sum, [1, 2])\n")
@@ -145,7 +176,9 @@ def test_json_that_is_not_a_notebook(project: Path, content: str) -> None:
 def test_damaged_cell_source(project: Path) -> None:
     cell = {"cell_type": "code", "source": 5, "metadata": {}, "outputs": [], "execution_count": None}
     path = project / "damaged.ipynb"
-    path.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}), "utf-8")
+    path.write_text(
+        json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 2}), "utf-8"
+    )
     with pytest.raises(NotebookError, match="damaged.ipynb, cell 1: its source is not text"):
         export_notebook(path)
 
@@ -189,7 +222,9 @@ def test_syntax_error_names_the_line_in_the_cell_not_in_the_jugfile(make_noteboo
     path = make_notebook([long_cell, "%%jugfile\nimport os\n\ndef f(:\n    pass"])
     with pytest.raises(CellError, match="syntax error") as info:
         export_notebook(path)
-    assert str(info.value).startswith("analysis.ipynb, cell 2 (%%jugfile cell 2, id cell-2), line 4: syntax error")
+    assert str(info.value).startswith(
+        "analysis.ipynb, cell 2 (%%jugfile cell 2, id cell-2), line 4: syntax error"
+    )
     assert "def f(:" in str(info.value)
     assert info.value.line == 4
 
@@ -220,7 +255,9 @@ def test_project_paths(project: Path, make_notebook: MakeNotebook) -> None:
     assert Project.for_notebook(notebook, "other").export_path == project / "other.py"
 
 
-@pytest.mark.parametrize(("stem", "origin"), [("json", "the standard library"), ("numpy", "numpy"), ("sys", "built in")])
+@pytest.mark.parametrize(
+    ("stem", "origin"), [("json", "the standard library"), ("numpy", "numpy"), ("sys", "built in")]
+)
 def test_project_refuses_a_module_name_that_shadows_an_importable_module(
     project: Path, stem: str, origin: str
 ) -> None:

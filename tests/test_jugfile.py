@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from jugnb import jugfile as jugfile_module
 from jugnb.errors import CellError, ForeignFileError, JugnbError, NotebookError
 from jugnb.jugfile import (
     GENERATED_MARK,
     Fragment,
-    _umask,
     assemble,
     atomic_write,
     check_fragment,
@@ -148,7 +148,9 @@ def test_check_fragment_accepts_plain_python() -> None:
 
 def _fragments() -> list[Fragment]:
     return [
-        Fragment("from jug import TaskGenerator\n\n\n@TaskGenerator\ndef f(x):\n    return x\n", "id-a", "prep"),
+        Fragment(
+            "from jug import TaskGenerator\n\n\n@TaskGenerator\ndef f(x):\n    return x\n", "id-a", "prep"
+        ),
         Fragment("", "id-b"),
         Fragment("a = f(1)\nb = f(2)\n\n\n", None, None),
     ]
@@ -256,13 +258,13 @@ def test_is_generated(tmp_path: Path) -> None:
 
 def test_atomic_write_gives_the_umask_mode_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     # mkstemp alone would leave the file 0600: unreadable for the group, unlike any file the user writes.
-    _umask.cache_clear()
+    jugfile_module._umask.cache_clear()
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "f.py", "x = 1\n")
     finally:
         os.umask(old)
-        _umask.cache_clear()
+        jugfile_module._umask.cache_clear()
     assert stat.S_IMODE((tmp_path / "f.py").stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["f.py"]
 
