@@ -137,10 +137,27 @@ def notebook_fragments(notebook: Mapping[str, Any], path: Path) -> list[Fragment
         except ValueError as err:
             msg = f"{where}, line 1: bad %%jugfile arguments `{magic_args}`: {err}."
             raise CellError(msg, path=str(path), cell=where, line=1) from None
-        fragments.append(Fragment(body, cell_id=cell.get("id"), name=options.name, index=index))
+        fragment = Fragment(body, cell_id=cell.get("id"), name=options.name, index=index)
+        _check_unique_key(fragment, fragments, path)
+        fragments.append(fragment)
     if not fragments:
         raise NoJugfileCellsError(_NO_CELLS.format(path=path), path=str(path))
     return fragments
+
+
+def _check_unique_key(fragment: Fragment, earlier: list[Fragment], path: Path) -> None:
+    """Refuse a second cell with the same key: in the kernel it would replace the first, not follow it."""
+    twin = next((f for f in earlier if fragment.key is not None and f.key == fragment.key), None)
+    if twin is None:
+        return
+    label = f"--name {fragment.name}" if fragment.name is not None else f"id {fragment.cell_id}"
+    where = f"{path.name}, cell {fragment.index}"
+    msg = (
+        f"{where}: cells {twin.index} and {fragment.index} are both `{label}`. In the kernel the one run "
+        "last replaces the other, so the notebook would define different tasks there than in its export. "
+        "Give each %%jugfile cell its own --name."
+    )
+    raise CellError(msg, path=str(path), cell=where, line=1)
 
 
 def export_notebook(path: Path) -> Jugfile:

@@ -236,6 +236,13 @@ def test_comment_before_the_magic(make_notebook: MakeNotebook) -> None:
     assert str(info.value).startswith("analysis.ipynb, cell 2: `%%jugfile` must be the first line")
 
 
+def test_two_cells_with_the_same_name(make_notebook: MakeNotebook) -> None:
+    # The kernel replaces a cell's fragment by the next cell run with the same --name: export must not differ.
+    path = make_notebook(["%%jugfile --name prep\nx = 1", "y = 0", "%%jugfile --name prep\nx = 2"])
+    with pytest.raises(CellError, match="analysis.ipynb, cell 3: cells 1 and 3 are both `--name prep`"):
+        export_notebook(path)
+
+
 def test_bad_magic_arguments(make_notebook: MakeNotebook) -> None:
     path = make_notebook(["%%jugfile --bogus\nx = 1"])
     with pytest.raises(CellError, match=r"cell 1, line 1: bad %%jugfile arguments `--bogus`"):
