@@ -30,6 +30,11 @@ def main(argv: list[str]) -> int:
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the snapshot cannot be written (read-only folder, a file named .jugnb, ...)
+        where = err.filename or "jugnb's state folder"
+        msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
+        print(f"jugnb: error: {msg}", file=sys.stderr)
+        return 2
     return run_jug(snapshot, jug_argv)
 
 

@@ -229,6 +229,16 @@ def test_subcommand_bad_input(
     assert not (in_project / ".jugnb").exists()
 
 
+def test_subcommand_cannot_write_the_snapshot(
+    in_project: Path, nb: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (in_project / ".jugnb").write_text("a file where jugnb's state folder belongs\n", encoding="utf-8")
+    assert main(["status", NOTEBOOK]) == 2
+    err = capfd.readouterr().err
+    assert "jugnb: error: cannot write the jugfile snapshot" in err
+    assert "Traceback" not in err
+
+
 def test_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert capsys.readouterr().out.startswith("usage: jugnb export")
