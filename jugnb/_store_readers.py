@@ -23,7 +23,7 @@ import contextlib
 import os
 import pickle
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,7 +57,7 @@ class StoreReader(Protocol):
         """Lock state per uid; must be right where ``wanted`` is true."""
 
 
-def make_reader(store: Any, hashes: Sequence[str]) -> StoreReader:
+def make_reader(store: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) -> StoreReader:
     """Choose the fastest reader that gives the same answers as ``store`` itself.
 
     Parameters
@@ -67,6 +67,8 @@ def make_reader(store: Any, hashes: Sequence[str]) -> StoreReader:
         ``memoize_store`` (left behind by an in-process ``jug status``) is unwrapped: it caches answers.
     hashes : sequence of str
         Hex task hashes, indexed by uid.
+    uid_of : mapping of str to int
+        Uid of each hash whose lock matters (the listed tasks').
 
     Returns
     -------
@@ -81,13 +83,13 @@ def make_reader(store: Any, hashes: Sequence[str]) -> StoreReader:
         store = store.base
     kind = type(store)
     if kind is file_store.file_store:
-        return FileReader(store.jugdir, hashes, keepalive=False)
+        return FileReader(store.jugdir, hashes, uid_of, keepalive=False)
     if kind is file_store.file_keepalive_store:
-        return FileReader(store.jugdir, hashes, keepalive=True)
+        return FileReader(store.jugdir, hashes, uid_of, keepalive=True)
     if kind is dict_store:
         return DictReader(store, hashes)
     if kind is redis_store.redis_store:
-        return RedisReader(store.redis, hashes)
+        return RedisReader(store.redis, hashes, uid_of)
     return GenericReader(store, hashes)
 
 
@@ -152,11 +154,15 @@ class FileReader:
         The store's ``jugdir`` attribute (as jug uses it for paths).
     hashes : sequence of str
         Hex task hashes by uid.
+    uid_of : mapping of str to int
+        Uid of each hash whose lock matters.
     keepalive : bool
         Whether locks follow ``file_keepalive`` rules (failed after ``KEEPALIVE_TIMEOUT`` s untouched).
     """
 
-    def __init__(self, jugdir: str, hashes: Sequence[str], *, keepalive: bool) -> None:
+    def __init__(
+        self, jugdir: str, hashes: Sequence[str], uid_of: Mapping[str, int], *, keepalive: bool
+    ) -> None:
         prefix = "file_keepalive:" if keepalive else ""
         self.description = f"{prefix}{jugdir}"
         self._jugdir = jugdir
@@ -165,8 +171,8 @@ class FileReader:
         self._pack_done = np.zeros(len(hashes), bool)
         self._folders = _group_by_folder(jugdir, hashes)
         self._pack_watch = _Watched()
-        self._hash_bytes = [h.encode("ascii") for h in hashes]  # the pack's keys are bytes
-        self._lock_uid = {f"{h}.lock": uid for uid, h in enumerate(hashes)}
+        self._hashes = hashes
+        self._uid_of = uid_of
 
     def results(self) -> BoolArray:
         """Whether each uid has a result file or a packed result.
@@ -191,9 +197,9 @@ class FileReader:
         must, exists = self._pack_watch.must_read(packfile, started)
         if must:
             keys = _pack_keys(packfile) if exists else frozenset()
-            self._pack_done[:] = np.fromiter(
-                (h in keys for h in self._hash_bytes), bool, len(self._hash_bytes)
-            )
+            self._pack_done[:] = False
+            if keys:
+                self._pack_done[:] = np.fromiter((h in keys for h in self._hashes), bool, len(self._hashes))
 
     def locks(self, wanted: BoolArray) -> LockArray:
         """Lock states from one listing of ``<jugdir>/locks`` (locks are few, and re-read every time).
@@ -208,7 +214,8 @@ class FileReader:
         now = time.time()
         with entries:
             for entry in entries:
-                uid = self._lock_uid.get(entry.name)
+                name = entry.name
+                uid = self._uid_of.get(name[: -len(".lock")]) if name.endswith(".lock") else None
                 if uid is None:
                     continue
                 out[uid] = LOCKED
@@ -257,7 +264,7 @@ class _KeysUnpickler(pickle.Unpickler):
             return _Opaque
 
 
-def _pack_keys(packfile: str) -> frozenset[bytes]:
+def _pack_keys(packfile: str) -> frozenset[str]:
     """Read the keys of jug's pack (``file_store.update_pack``): a compressed pickled dict of results."""
     from jug.backends.encode import decompress_stream
 
@@ -268,7 +275,8 @@ def _pack_keys(packfile: str) -> frozenset[bytes]:
             packed = _KeysUnpickler(stream).load() if prefix == b"P" else {}
     except FileNotFoundError:
         return frozenset()  # replaced or removed since the stat; the next read sees the new key
-    return frozenset(packed)
+    # jug packs keys as bytes (Task.hash()); decode them to compare with our str hashes.
+    return frozenset(k.decode("ascii") if isinstance(k, bytes) else str(k) for k in packed)
 
 
 class DictReader:
@@ -305,13 +313,15 @@ class RedisReader:
         The store's client (``store.redis``).
     hashes : sequence of str
         Hex task hashes by uid.
+    uid_of : mapping of str to int
+        Uid of each hash whose lock matters.
     """
 
-    def __init__(self, client: Any, hashes: Sequence[str]) -> None:
+    def __init__(self, client: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) -> None:
         self._client = client
         self.description = _redis_description(client)
         self._result_keys = [b"result:" + h.encode("ascii") for h in hashes]
-        self._lock_uid = {b"lock:" + h.encode("ascii"): uid for uid, h in enumerate(hashes)}
+        self._uid_of = uid_of
 
     def results(self) -> BoolArray:
         """Whether each uid has a result.
@@ -338,12 +348,22 @@ class RedisReader:
         """
         out = np.zeros(len(wanted), np.int8)
         with self._errors():
-            keys = [k for k in self._scan(b"lock:*") if k in self._lock_uid]
+            uids = self._lock_uids()
+            keys = list(uids)
             for start in range(0, len(keys), _REDIS_BATCH):
                 batch = keys[start : start + _REDIS_BATCH]
                 for key, value in zip(batch, self._client.mget(batch), strict=True):
-                    out[self._lock_uid[key]] = {b"L": LOCKED, b"F": FAILED}.get(value, UNLOCKED)
+                    out[uids[key]] = {b"L": LOCKED, b"F": FAILED}.get(value, UNLOCKED)
         return out
+
+    def _lock_uids(self) -> dict[bytes, int]:
+        """Find the graph's ``lock:<hash>`` keys in the database, with their uids."""
+        found = {}
+        for key in self._scan(b"lock:*"):
+            uid = self._uid_of.get(key[len(b"lock:") :].decode("ascii", "replace"))
+            if uid is not None:
+                found[key] = uid
+        return found
 
     def _scan(self, pattern: bytes) -> Iterable[bytes]:
         cursor = 0

@@ -365,7 +365,8 @@ def test_pack_with_unimportable_values(tmp_path: Path) -> None:
     (tmp_path / "mods").mkdir()
     (tmp_path / "mods" / "private_mod.py").write_text("class Value:\n    x = 1\n", encoding="utf-8")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "mods"), jugdir], check=True, timeout=60)
-    reader = _store_readers.make_reader(store, ["ab" + "0" * 38, "cd" + "0" * 38])
+    hashes = ["ab" + "0" * 38, "cd" + "0" * 38]
+    reader = _store_readers.make_reader(store, hashes, {h: uid for uid, h in enumerate(hashes)})
     assert reader.results().tolist() == [True, False]
     assert "private_mod" not in sys.modules
 
