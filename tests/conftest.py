@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -203,3 +206,63 @@ def load_jugfile(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path, Path], dict
         return jugspace  # type: ignore[no-any-return]
 
     return load
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``redis-server`` on a free local port, for this session; yields ``redis://127.0.0.1:PORT/``.
+
+    Skipped where redis-server is not installed, except on CI (``CI`` set), which must install it.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; CI must install Debian's redis-server package")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    options = ["--save", "", "--appendonly", "no", "--daemonize", "no", "--bind", "127.0.0.1"]
+    args = [binary, *options, "--port", str(port), "--dir", str(folder)]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_redis(port, server)
+        yield f"redis://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def redis_db(redis_server: str) -> str:
+    """The session's redis server with its database emptied, as a jugdir (``redis://127.0.0.1:PORT/``)."""
+    import redis
+
+    with redis.Redis.from_url(redis_server) as client:
+        client.flushdb()
+    return redis_server
+
+
+def _wait_for_redis(port: int, server: subprocess.Popen[bytes]) -> None:
+    import redis
+
+    deadline = time.monotonic() + TIMEOUT
+    with redis.Redis(port=port) as client:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)

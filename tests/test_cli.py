@@ -8,7 +8,6 @@ directory in a module fixture, standard input, or the console script itself.
 from __future__ import annotations
 
 import datetime
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import jug
 import jug.task
 import nbformat
 import pytest
+from conftest import free_port
 
 from jugnb.cli import main
 from jugnb.export import export_notebook
@@ -385,14 +385,8 @@ def test_webstatus_help(run: Run, executed: Executed) -> None:
     assert "webstatus:" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_webstatus_starts(executed: Executed, jug_environ: dict[str, str], run: Run) -> None:
-    port = _free_port()
+    port = free_port()
     args = ["webstatus", NOTEBOOK, "--port", str(port), "--ip", "127.0.0.1"]
     try:
         import bottle  # noqa: F401
@@ -567,6 +561,17 @@ def test_jugdir_placeholders_use_the_exported_path(
     made = [project / f"{MODULE}.{day}" for day in days if (project / f"{MODULE}.{day}").is_dir()]
     assert len(made) == 1
     assert len(_result_hashes(made[0])) == N_TASKS
+
+
+def test_redis_jugdir(
+    in_project: Path, nb: Path, redis_db: str, run: Run, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["execute", NOTEBOOK, "--jugdir", redis_db, "--will-cite"]) == 0
+    assert not (in_project / f"{MODULE}.jugdata").exists()
+    assert main(["export", NOTEBOOK]) == 0
+    # plain jug on the export finds every result in the same redis database
+    status = run("jug", "status", f"{MODULE}.py", "--jugdir", redis_db, "--short", cwd=in_project)
+    assert (status.returncode, status.stdout) == (0, f"All tasks complete ({N_TASKS} tasks).\n")
 
 
 def test_jugrc_in_the_working_directory(
