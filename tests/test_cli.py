@@ -158,17 +158,27 @@ def test_export_unwritable_output(nb: Path, capsys: pytest.CaptureFixture[str]) 
     assert _errors(err) and "cannot write" in err and "Traceback" not in err
 
 
-def test_export_converts_a_v3_notebook(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _write_v3_notebook(path: Path, source: str) -> Path:
     v3 = nbformat.v3
-    worksheet = v3.new_worksheet(
-        cells=[v3.new_code_cell(input="%%jugfile\nfrom jug import Task\nt = Task(sum, [1])")]
-    )
-    path = project / "old.ipynb"
+    worksheet = v3.new_worksheet(cells=[v3.new_code_cell(input=source)])
     path.write_text(nbformat.writes(v3.new_notebook(worksheets=[worksheet]), version=3), encoding="utf-8")
+    return path
+
+
+def test_export_converts_a_v3_notebook(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write_v3_notebook(project / "old.ipynb", "%%jugfile\nfrom jug import Task\nt = Task(sum, [1])")
     assert main(["export", str(path)]) == 0
     assert main(["export", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("unchanged:")
     assert (project / "old.py").read_text(encoding="utf-8").endswith("t = Task(sum, [1])\n")
+
+
+def test_execute_a_v3_notebook(in_project: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    _write_v3_notebook(in_project / "old.ipynb", "%%jugfile\nfrom jug import Task\nt = Task(sum, [1, 2, 3])")
+    assert main(["execute", "old.ipynb", "--will-cite"]) == 0
+    assert main(["status", "old.ipynb", "--short"]) == 0
+    assert capfd.readouterr().out.endswith("All tasks complete (1 tasks).\n")
+    assert len(_result_hashes(in_project / "old.jugdata")) == 1
 
 
 # bad input: exit 2, one clear line, no traceback; the same through `export` and a jug subcommand
