@@ -72,7 +72,7 @@ def _convert(path: Path, raw: str, data: Any) -> Any:
         with warnings.catch_warnings():
             # Handled below: nbformat would invent the missing ids, and warn about them.
             warnings.simplefilter("ignore", MissingIDFieldWarning)
-            notebook = nbformat.reads(raw, as_version=4)
+            notebook = nbformat.reads(raw, as_version=4)  # type: ignore[no-untyped-call]
     except Exception as err:  # nbformat raises several types for malformed notebooks
         msg = f"{path}: not a valid Jupyter notebook ({type(err).__name__}: {err})."
         raise NotebookError(msg, path=str(path)) from None
@@ -119,7 +119,7 @@ def notebook_fragments(notebook: Mapping[str, Any], path: Path) -> list[Fragment
     NoJugfileCellsError
         If no cell is a ``%%jugfile`` cell.
     """
-    fragments = []
+    fragments: list[Fragment] = []
     for index, cell in enumerate(notebook["cells"], start=1):
         if cell.get("cell_type") != "code":
             continue
