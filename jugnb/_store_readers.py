@@ -165,6 +165,8 @@ class FileReader:
     ) -> None:
         prefix = "file_keepalive:" if keepalive else ""
         self.description = f"{prefix}{jugdir}"
+        # jug resolves a relative jugdir against the working directory, which a kernel's user may change.
+        jugdir = os.path.abspath(jugdir)
         self._jugdir = jugdir
         self._keepalive = keepalive
         self._file_done = np.zeros(len(hashes), bool)

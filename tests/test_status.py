@@ -518,3 +518,35 @@ def test_keepalive_timeout_is_jugs(tmp_path: Path) -> None:
         when = time.time() - age
         os.utime(lock.fullname, (when, when))
         assert lock.is_failed() is failed
+
+
+def test_relative_jugdir_survives_a_change_of_directory(
+    tmp_path: Path, load_graph: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, tasks = load_graph("jd")  # relative, as jug allows
+    reader = StatusReader(tasks, store)
+    put(store, tasks[0])
+    monkeypatch.chdir(tmp_path.parent)
+    assert reader.read().state_of(tasks[0].hash()) == "complete"
+    assert reader.store == "jd"
+
+
+def test_concurrent_reads_agree(tmp_path: Path, load_graph: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store, tasks = load_graph(str(tmp_path / "jd"))
+    arrange_every_state(store, tasks)
+    reader = StatusReader(tasks, store)
+    with ThreadPoolExecutor(4) as pool:
+        snapshots = list(pool.map(lambda _: reader.read(), range(40)))
+    assert all(s == snapshots[0] for s in snapshots)
+    assert_matches_jug(snapshots[0], tasks)
+
+
+def test_core_imports_neither_ipython_nor_ipywidgets() -> None:
+    code = (
+        "import sys, jugnb.status, jugnb.render, jugnb._store_readers\n"
+        "bad = [m for m in ('IPython', 'ipywidgets') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
