@@ -57,7 +57,7 @@ class Heartbeat:
 
 
 def read_heartbeat(path: Path, attempts: int = 3) -> dict[str, Any] | None:
-    """The last state written to ``path``; ``None`` if there is none (yet) or it stays unreadable."""
+    """Return the last state written to ``path``; ``None`` if there is none (yet) or it stays unreadable."""
     for _ in range(attempts):
         try:
             data = path.read_bytes()

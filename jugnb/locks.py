@@ -180,7 +180,7 @@ def release_redis_lock(url: str, task_hash: str) -> bool:
 
 
 def change_token(jugdir: str, store: Any = None) -> tuple[int, ...]:
-    """A cheap value that changes whenever a task of the store is locked or unlocked (hence finished).
+    """Return a cheap value that changes whenever a task of the store is locked or unlocked (hence finished).
 
     File stores: the ``locks`` folder's mtime (one ``stat``). Redis (``store`` is jug's open
     ``redis_store``): ``DBSIZE``, as a finished task adds a ``result:`` key. Anything else: constant, and

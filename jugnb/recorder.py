@@ -155,7 +155,7 @@ def _output_offset() -> int | None:
 
 
 def _output_tail(log_path: Path | None, offset: int | None) -> str | None:
-    """What the task printed since ``offset``: its last :data:`TAIL_LINES` lines, at most :data:`TAIL_BYTES`."""
+    """Return what the task printed since ``offset`` (last :data:`TAIL_LINES` lines, :data:`TAIL_BYTES`)."""
     end = _output_offset()
     if log_path is None or offset is None or end is None:
         return None

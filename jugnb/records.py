@@ -122,7 +122,7 @@ class RecordLog(ABC):
 
     @staticmethod
     def for_jugdir(jugdir: str) -> RecordLog:
-        """The record log of ``jugdir`` (a jug ``--jugdir`` string; folder paths should be absolute).
+        """Open the record log of ``jugdir`` (a jug ``--jugdir`` string; folder paths should be absolute).
 
         Raises
         ------
@@ -144,10 +144,10 @@ class RecordLog(ABC):
 
     @abstractmethod
     def _read_raw(self) -> list[TaskRecord]:
-        """Records written since the previous call, in no particular order across writers."""
+        """Return the records written since the previous call, in no particular order across writers."""
 
     def read_new(self) -> list[TaskRecord]:
-        """Records written since the previous call (all of them on the first call), oldest first."""
+        """Return the records written since the previous call (all on the first call), oldest first."""
         new = sorted(self._read_raw(), key=lambda r: (r.start, r.end or r.start))
         for record in new:
             current = self._latest.get(record.hash)
@@ -156,7 +156,7 @@ class RecordLog(ABC):
         return new
 
     def latest_by_hash(self) -> dict[str, TaskRecord]:
-        """The most recent record of every task seen so far (reads new records first)."""
+        """Return the most recent record of every task seen so far (reads new records first)."""
         self.read_new()
         return dict(self._latest)
 
@@ -188,7 +188,7 @@ class FileRecordLog(RecordLog):
         return f"FileRecordLog({str(self.folder)!r})"
 
     def path_for(self, record: TaskRecord) -> Path:
-        """The file ``record`` is appended to: one per (worker, host, pid)."""
+        """Return the file ``record`` is appended to: one per (worker, host, pid)."""
         return self.folder / _UNSAFE.sub("_", f"{record.worker}@{record.host}-{record.pid}.jsonl")
 
     def append(self, record: TaskRecord) -> None:
@@ -254,7 +254,8 @@ class RedisRecordLog(RecordLog):
     def _read_raw(self) -> list[TaskRecord]:
         records: list[TaskRecord] = []
         while True:
-            batch = self._redis.xrange(REDIS_STREAM, min=f"({self._last_id}", count=1000)
+            batch: list[tuple[bytes, dict[bytes, bytes]]]
+            batch = self._redis.xrange(REDIS_STREAM, min=f"({self._last_id}", count=1000)  # type: ignore[assignment]
             if not batch:
                 return records
             self._last_id = batch[-1][0].decode("ascii")

@@ -1,4 +1,4 @@
-"""Code run inside each jugnb worker process: jug's execute loop, woken by the store instead of a timer.
+r"""Code run inside each jugnb worker process: jug's execute loop, woken by the store instead of a timer.
 
 Started by :class:`jugnb.workers.WorkerPool` as ``python -m jugnb.worker [options] -- [jug execute options]``
 in the kernel's working directory, in its own session. Uses only the core and jug.
@@ -134,7 +134,7 @@ class Worker:
     # -- main ----------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run until done, drained or failed; return the exit code (``exec``\\ s on a new jugfile)."""
+        """Run until done, drained or failed; return the exit code (re-exec on a new jugfile)."""
         import jug.jug
         from jug.options import parse
 
@@ -331,7 +331,7 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
 
 
 def read_pointer(pointer: Path) -> str:
-    """The snapshot path that the pointer file names.
+    """Return the snapshot path that the pointer file names.
 
     Raises
     ------

@@ -6,23 +6,61 @@ it, neither when signalling nor when re-attaching from a new kernel.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal as signals
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from .errors import WorkerError
 from .heartbeat import read_heartbeat
 from .locks import process_alive, release_locks_of, release_redis_lock
 from .records import RecordLog, TaskRecord
 
 # How often a re-attached worker (not our child, so no blocking wait) is checked.
 REATTACHED_POLL = 0.2
+
+
+class NotRunning(WorkerError):
+    """No worker of the pool is running (state file missing, or every pid gone)."""
+
+
+@dataclass(frozen=True)
+class PoolEvent:
+    """Something that happened to the pool's workers.
+
+    Attributes
+    ----------
+    time : float
+        Seconds since the epoch.
+    kind : str
+        ``"started"``, ``"exited"``, ``"died"``, ``"lock-released"``, ``"task-failed"`` or ``"replaced"``.
+    worker : str
+        Worker id.
+    pid : int
+    message : str
+        One line for people (``"died"`` and non-zero ``"exited"`` end with the log tail).
+    task : str or None
+        Task name, when one is concerned.
+    hash : str or None
+        Task hash, when one is concerned.
+    """
+
+    time: float
+    kind: str
+    worker: str
+    pid: int
+    message: str
+    task: str | None = None
+    hash: str | None = None
 
 
 @dataclass
@@ -178,7 +216,7 @@ class WorkerInfo:
 
 
 def worker_info(proc: WorkerProcess) -> WorkerInfo:
-    """Current :class:`WorkerInfo` of ``proc`` (reads its heartbeat; asks psutil for memory)."""
+    """Return the current :class:`WorkerInfo` of ``proc`` (reads its heartbeat; asks psutil for memory)."""
     beat = read_heartbeat(proc.heartbeat) or {}
     alive = proc.is_alive()
     rss = None
@@ -301,7 +339,7 @@ def _describe_exit(proc: WorkerProcess, returncode: int | None, died: bool) -> s
 
 
 def log_tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines of a log file (at most 64 KiB are read)."""
+    """Return the last ``lines`` lines of a log file (at most 64 KiB are read)."""
     try:
         with open(path, "rb") as handle:
             handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
@@ -309,3 +347,30 @@ def log_tail(path: Path, lines: int) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def check_start(n: int, jugdir: str, execute_args: Sequence[str], pointer: Path) -> None:
+    """Refuse what workers could not run, before starting any.
+
+    Raises
+    ------
+    WorkerError
+    """
+    if n < 1:
+        raise WorkerError(f"the number of workers must be at least 1, not {n}.")
+    if not pointer.exists():
+        msg = f"there is no jugfile to run yet ({pointer} is missing): run a %%jugfile cell first."
+        raise WorkerError(msg, path=str(pointer))
+    RecordLog.for_jugdir(jugdir)  # raises StoreError for an in-memory dict_store
+    if "--pdb" in execute_args:
+        raise WorkerError("--pdb needs a terminal; background workers have none. Use `%jug run TASK`.")
+    from jug.options import build_parser
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        try:
+            build_parser().parse_args(["execute", "jugfile.py", *execute_args])
+        except SystemExit:
+            reason = errors.getvalue().strip().splitlines()[-1:] or ["invalid options"]
+            msg = f"bad jug execute options {' '.join(execute_args)}: {reason[0]}"
+            raise WorkerError(msg) from None

@@ -26,8 +26,6 @@ Configuration (``%config WorkerPool`` in a kernel)::
 from __future__ import annotations
 
 import atexit
-import contextlib
-import io
 import json
 import os
 import signal
@@ -39,7 +37,6 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,43 +46,18 @@ from traitlets.config import LoggingConfigurable
 from .errors import WorkerError
 from .jugfile import atomic_write
 from .records import RecordLog
-from .workerproc import ExitReport, WorkerInfo, WorkerProcess, handle_exit, worker_info
+from .workerproc import (
+    ExitReport,
+    NotRunning,
+    PoolEvent,
+    WorkerInfo,
+    WorkerProcess,
+    check_start,
+    handle_exit,
+    worker_info,
+)
 
 __all__ = ["NotRunning", "PoolEvent", "WorkerInfo", "WorkerPool"]
-
-
-class NotRunning(WorkerError):
-    """No worker of the pool is running (state file missing, or every pid gone)."""
-
-
-@dataclass(frozen=True)
-class PoolEvent:
-    """Something that happened to the pool's workers.
-
-    Attributes
-    ----------
-    time : float
-        Seconds since the epoch.
-    kind : str
-        ``"started"``, ``"exited"``, ``"died"``, ``"lock-released"``, ``"task-failed"`` or ``"replaced"``.
-    worker : str
-        Worker id.
-    pid : int
-    message : str
-        One line for people (``"died"`` and non-zero ``"exited"`` end with the log tail).
-    task : str or None
-        Task name, when one is concerned.
-    hash : str or None
-        Task hash, when one is concerned.
-    """
-
-    time: float
-    kind: str
-    worker: str
-    pid: int
-    message: str
-    task: str | None = None
-    hash: str | None = None
 
 
 class WorkerPool(LoggingConfigurable):
@@ -192,7 +164,7 @@ class WorkerPool(LoggingConfigurable):
         if self.state != "before":
             msg = f"this pool is {self.state}; use add(n) for more workers, or a new pool."
             raise WorkerError(msg)
-        _check_start(n, jugdir, execute_args, self.pointer)
+        check_start(n, jugdir, execute_args, self.pointer)
         self.jugdir, self.cwd, self.detach = jugdir, str(Path(cwd).resolve()), detach
         self.execute_args = list(execute_args)
         self.records.read_new()  # only failures from now on become events
@@ -238,7 +210,7 @@ class WorkerPool(LoggingConfigurable):
         return proc
 
     def _new_worker(self) -> tuple[str, Path]:
-        """A worker id unused in the state folder, and its (new, empty) log file."""
+        """Pick a worker id unused in the state folder and create its (empty) log file."""
         folder = self.state_dir / "workers" / self.module
         folder.mkdir(parents=True, exist_ok=True)
         index = len(self._procs)
@@ -339,13 +311,13 @@ class WorkerPool(LoggingConfigurable):
         try:
             while True:
                 self.poll()
-                running = [p for p in self._procs if not p.ended and p.thread is not None]
-                if not running:
+                waiters = [p.thread for p in self._procs if not p.ended and p.thread is not None]
+                if not waiters:
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                running[0].thread.join(min(self.poll_interval * 2, left) if left is not None else 0.2)
+                waiters[0].join(min(self.poll_interval * 2, left) if left is not None else 0.2)
         except KeyboardInterrupt:
             return False
 
@@ -393,7 +365,7 @@ class WorkerPool(LoggingConfigurable):
     # -- state file and re-attaching ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The pool's traits tagged ``to_dict`` plus its workers (pids and process create times)."""
+        """Return the pool's traits tagged ``to_dict`` plus its workers (pids and process create times)."""
         data = {name: getattr(self, name) for name in self.trait_names(to_dict=True)}
         return {
             **data,
@@ -434,7 +406,7 @@ class WorkerPool(LoggingConfigurable):
 
     @classmethod
     def reattach(cls, state_dir: Path, module: str, parent: Any = None) -> WorkerPool:
-        """The pool whose workers still run on ``module`` (from its state file).
+        """Return the pool whose workers still run on ``module`` (from its state file).
 
         Raises
         ------
@@ -451,33 +423,6 @@ class WorkerPool(LoggingConfigurable):
 
     def _save(self) -> None:
         atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")
-
-
-def _check_start(n: int, jugdir: str, execute_args: Sequence[str], pointer: Path) -> None:
-    """Refuse what workers could not run, before starting any.
-
-    Raises
-    ------
-    WorkerError
-    """
-    if n < 1:
-        raise WorkerError(f"the number of workers must be at least 1, not {n}.")
-    if not pointer.exists():
-        msg = f"there is no jugfile to run yet ({pointer} is missing): run a %%jugfile cell first."
-        raise WorkerError(msg, path=str(pointer))
-    RecordLog.for_jugdir(jugdir)  # raises StoreError for an in-memory dict_store
-    if "--pdb" in execute_args:
-        raise WorkerError("--pdb needs a terminal; background workers have none. Use `%jug run TASK`.")
-    from jug.options import build_parser
-
-    errors = io.StringIO()
-    with contextlib.redirect_stderr(errors):
-        try:
-            build_parser().parse_args(["execute", "jugfile.py", *execute_args])
-        except SystemExit:
-            reason = errors.getvalue().strip().splitlines()[-1:] or ["invalid options"]
-            msg = f"bad jug execute options {' '.join(execute_args)}: {reason[0]}"
-            raise WorkerError(msg) from None
 
 
 def _shutdown_at_exit(ref: weakref.ref[WorkerPool]) -> None:

@@ -347,7 +347,9 @@ final = add(seconds)
     [("barrier()", "[f.value() for f in firsts]"), ("n = bvalue(add(firsts))", "range(n)")],
     ids=["barrier", "bvalue"],
 )
-def test_barrier_and_bvalue_graphs_complete_unattended(nb: Notebook, pools: Any, stop: str, values: str) -> None:
+def test_barrier_and_bvalue_graphs_complete_unattended(
+    nb: Notebook, pools: Any, stop: str, values: str
+) -> None:
     nb.write(BARRIER.format(stop=stop, values=values))
     pool = pools()
     pool.start(2, jugdir=nb.jugdir, cwd=nb.folder)
@@ -533,3 +535,11 @@ def test_a_new_jugfile_is_picked_up_between_tasks(nb: Notebook, pools: Any) -> N
         versions[version] += 1
     assert versions["v1"] >= 4 and versions["v2"] >= 4
     assert {w.pid for w in pool.workers()} == {r.pid for r in records}  # same processes, exec'd afresh
+
+
+def test_worker_modules_import_neither_ipython_nor_widgets() -> None:
+    code = (
+        "import sys, jugnb.worker, jugnb.workers; print(sorted({'IPython', 'ipywidgets'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    assert out.stdout.strip() == "[]"
