@@ -93,12 +93,17 @@ class Notebook:
                 task.run()
 
 
+def open_notebook(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notebook]:
+    """A :class:`Notebook` in ``folder`` (the working directory); its module is forgotten afterwards."""
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # jug.init inserts the working directory
+    yield Notebook(folder)
+    sys.modules.pop(MODULE, None)
+
+
 @pytest.fixture
 def notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Notebook]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))  # jug.init inserts the working directory
-    yield Notebook(tmp_path)
-    sys.modules.pop(MODULE, None)
+    yield from open_notebook(tmp_path, monkeypatch)
 
 
 def names(notebook: Notebook, digests: dict[str, str], other: dict[str, str]) -> set[str]:
