@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import jug
 import jug.task
 import nbformat
+import psutil
 import pytest
 from jug.backends.dict_store import dict_store
 from jug.hooks import reset_all_hooks
@@ -78,6 +80,34 @@ def jug_reset() -> Iterator[None]:
     jug.task.Task.store = None
     del jug.task.alltasks[:]
     reset_all_hooks()
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail the test after :data:`TIMEOUT` seconds, killing the processes it started and left running.
+
+    For in-process ``jugnb.cli.main`` calls, whose jug child process has no timeout of its own.
+    """
+    expired = False
+
+    def expire(signum: int, frame: object) -> None:
+        nonlocal expired
+        expired = True
+        raise TimeoutError(f"the test was still running after {TIMEOUT} s")
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        if expired:
+            left = [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+            for child in left:
+                child.kill()
+            psutil.wait_procs(left, timeout=TIMEOUT)  # reaps our own children
 
 
 @pytest.fixture(scope="session")

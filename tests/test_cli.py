@@ -27,6 +27,9 @@ from jugnb.cli import main
 from jugnb.export import export_notebook
 from jugnb.jugfile import GENERATED_MARK, is_generated
 
+# In-process main() runs jug in a child process without a timeout: the deadline bounds every test.
+pytestmark = pytest.mark.usefixtures("deadline")
+
 NOTEBOOK = "my analysis-v2.ipynb"
 MODULE = "my_analysis_v2"
 N_TASKS = 6  # five `double` tasks and one `add`
