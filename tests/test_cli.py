@@ -577,6 +577,9 @@ def test_jugdir_placeholders_use_the_exported_path(
     made = [project / f"{MODULE}.{day}" for day in days if (project / f"{MODULE}.{day}").is_dir()]
     assert len(made) == 1
     assert len(_result_hashes(made[0])) == N_TASKS
+    # jugnb's state folder is the notebook's, wherever jugnb runs from
+    assert {p.name for p in project.iterdir()} == {NOTEBOOK, ".jugnb", made[0].name}
+    assert {p.name for p in project.parent.iterdir()} == {"project"}
 
 
 def test_redis_jugdir(
