@@ -69,6 +69,7 @@ REDIS_HASH = "jugnb:fingerprints"
 _PARTS = "# parts: "
 _DIGEST = re.compile(r"[0-9a-f]{40}")
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), range, slice)
+_ATOM_TYPES = frozenset(_ATOMS)
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,14 @@ class TaskFingerprinter:
     """
 
     def __init__(self, jugfile_text: str, namespace: Mapping[str, Any]) -> None:
+        from jug.compound import compound_task_execute
+
         self._index = CodeIndex(jugfile_text, str(namespace["__name__"]))
         self._module = self._index.module
-        self._compound = frozenset(self._index.compound | self._compound_generators(namespace))
+        self._compound_execute = compound_task_execute
         self._cache: dict[frozenset[str], Fingerprint] = {}
+        self._resolutions: dict[Any, frozenset[str]] = {}
+        self._compound = frozenset(self._index.compound | self._compound_generators(namespace))
 
     @classmethod
     def for_namespace(cls, namespace: Mapping[str, Any]) -> TaskFingerprinter:
@@ -172,12 +177,13 @@ class TaskFingerprinter:
 
     def roots(self, task: Any) -> frozenset[str]:
         """Names of the jugfile bindings whose code ``task`` runs directly (its function and arguments)."""
-        from jug.compound import compound_task_execute
-
-        own = self._resolve(task.f)
-        if task.f is compound_task_execute or own & self._compound:
+        own = self._resolved(task.f)
+        if task.f is self._compound_execute or own & self._compound:
             return self._compound  # see the module docstring
-        return own | self._scan([*task.args, *task.kwargs.values()])
+        arguments = [*task.args, *task.kwargs.values()]
+        if all(type(a) in _ATOM_TYPES for a in arguments):
+            return own  # the common case, kept fast for graphs of 100k tasks
+        return own | self._scan(arguments)
 
     def by_name(self) -> dict[str, Fingerprint]:
         """Fingerprints keyed by task name (see :func:`fingerprints`)."""
@@ -207,6 +213,16 @@ class TaskFingerprinter:
                 found |= self._resolve(value.f)
         return found
 
+    def _resolved(self, obj: Any) -> frozenset[str]:
+        """:meth:`_resolve`, remembered per function (most tasks share a few)."""
+        try:
+            return self._resolutions[obj]
+        except KeyError:
+            found = self._resolutions[obj] = self._resolve(obj)
+            return found
+        except TypeError:  # unhashable (a bound method of an unhashable instance)
+            return self._resolve(obj)
+
     def _resolve(self, obj: Any) -> frozenset[str]:
         """Find the jugfile bindings behind a callable, class or instance (none for anything else)."""
         if isinstance(obj, functools.partial):
@@ -233,16 +249,16 @@ class TaskFingerprinter:
             value = values.pop()
             if isinstance(value, _ATOMS) or isinstance(value, Task) or id(value) in seen:
                 continue
-            seen.add(id(value))  # the same big list is often passed to many tasks
+            seen.add(id(value))  # cycles, and one object passed twice (jug's hashing also walks all of it)
             if isinstance(value, Tasklet):
-                found |= self._resolve(value.f)
+                found |= self._resolved(value.f)
                 values.append(value.base)
             elif isinstance(value, (list, tuple, set, frozenset)):
                 values.extend(value)
             elif isinstance(value, dict):
                 values.extend([*value.keys(), *value.values()])
             elif not hasattr(value, "__jug_hash__"):  # Tasklet-like views, CustomHash: hashed by jug
-                found |= self._resolve(value)
+                found |= self._resolved(value)
         return frozenset(found)
 
 
