@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import JUGFILES, read_cells
 from test_records import redis_url  # noqa: F401 - the real redis-server fixture, shared
 
 from jugnb.errors import StoreError
@@ -405,3 +406,12 @@ def test_redis_store_round_trip(redis_url: str) -> None:  # noqa: F811
     assert other.load(fp.digest) == fp and other.load("0" * 40) is None
     store.close()
     other.close()
+
+
+@pytest.mark.parametrize("sample", sorted(p.stem for p in JUGFILES.glob("*.cells")))
+def test_every_sample_notebook_fingerprints_every_task(notebook: Notebook, sample: str) -> None:
+    cells = [src.split("\n", 1)[1] for _, src in read_cells(sample) if src.startswith("%%jugfile")]
+    notebook.load(*cells)
+    found = notebook.by_hash()
+    assert set(found) == {t.hash().decode() for t in notebook.tasks}
+    assert all(len(fp.digest) == 40 for fp in found.values())
