@@ -159,17 +159,14 @@ class Case:
 
 def throughput(root: Path, n: int, repeat: int) -> tuple[float, float]:
     case = Case(root, f"noop{n}", NOOP.replace("N_TASKS", str(n)))
-    return _median(repeat, lambda: n / _span(case.jugnb(2))), _median(repeat, lambda: n / _span(case.jug(2)))
+    return _paired(repeat, lambda: n / _span(case.jugnb(2)), lambda: n / _span(case.jug(2)))
 
 
 def speedup(root: Path, repeat: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     case = Case(root, "cpu", CPU.replace("N_TASKS", "16"))
-    results = []
-    for run in (case.jugnb, case.jug):
-        one = _median(repeat, lambda run=run: _span(run(1)))
-        two = _median(repeat, lambda run=run: _span(run(2)))
-        results.append((one, two, one / two))
-    return results[0], results[1]
+    ours1, jug1 = _paired(repeat, lambda: _span(case.jugnb(1)), lambda: _span(case.jug(1)))
+    ours2, jug2 = _paired(repeat, lambda: _span(case.jugnb(2)), lambda: _span(case.jug(2)))
+    return (ours1, ours2, ours1 / ours2), (jug1, jug2, jug1 / jug2)
 
 
 def pickup(root: Path, repeat: int) -> tuple[float, float]:
@@ -184,7 +181,7 @@ def pickup(root: Path, repeat: int) -> tuple[float, float]:
         last = max(when for what, _, when in stamps if what == "after-start")
         return (min(idle_starts) if idle_starts else last) - cleared
 
-    return _median(repeat, lambda: latency(case.jugnb)), _median(repeat, lambda: latency(case.jug))
+    return _paired(repeat, lambda: latency(case.jugnb), lambda: latency(case.jug))
 
 
 def first_task(root: Path, repeat: int) -> tuple[float, float]:
@@ -195,15 +192,17 @@ def first_task(root: Path, repeat: int) -> tuple[float, float]:
         ((_, _, began),) = case.read_stamps()
         return began - start
 
-    return _median(repeat, lambda: delay(case.jugnb)), _median(repeat, lambda: delay(case.jug))
+    return _paired(repeat, lambda: delay(case.jugnb), lambda: delay(case.jug))
 
 
 def _span(times: tuple[float, float]) -> float:
     return times[1] - times[0]
 
 
-def _median(repeat: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(repeat))
+def _paired(repeat: int, ours: Callable[[], float], theirs: Callable[[], float]) -> tuple[float, float]:
+    """Medians of ``repeat`` alternated runs, so that both sides see the same background load."""
+    pairs = [(ours(), theirs()) for _ in range(repeat)]
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 def _print_table(rows: list[tuple[str, str, str, str, str]], cpus: int) -> None:
     header = ("measure", "jugnb workers", "jug execute", "ratio", "target")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    print(f"# {cpus} CPUs, Python {sys.version.split()[0]}, file store")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"# {cpus} CPUs, Python {sys.version.split()[0]}, file store, load average {load} at the end")
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print(
             " | ".join(

@@ -27,7 +27,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,8 @@ class TaskRecord:
 
     def to_json(self) -> str:
         """One line of JSON (no newline)."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # Not dataclasses.asdict: it deep-copies every value, which costs more than the write.
+        return json.dumps({name: getattr(self, name) for name in _FIELD_NAMES}, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRecord:
@@ -110,8 +111,10 @@ class TaskRecord:
         TypeError
             If a required field is missing.
         """
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_NAMES})
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(TaskRecord))
 
 
 class RecordLog(ABC):
@@ -182,7 +185,7 @@ class FileRecordLog(RecordLog):
         super().__init__()
         self.folder = folder
         self._offsets: dict[str, int] = {}
-        self._fds: dict[str, int] = {}
+        self._fds: dict[tuple[str, str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"FileRecordLog({str(self.folder)!r})"
@@ -193,12 +196,12 @@ class FileRecordLog(RecordLog):
 
     def append(self, record: TaskRecord) -> None:
         """Append one line to the writer's own file (a single ``write`` with ``O_APPEND``)."""
-        path = str(self.path_for(record))
-        fd = self._fds.get(path)
+        writer = (record.worker, record.host, record.pid)
+        fd = self._fds.get(writer)
         if fd is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            self._fds[path] = fd
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            fd = self._fds[writer] = os.open(self.path_for(record), flags, 0o666)
         os.write(fd, (record.to_json() + "\n").encode("utf-8"))
 
     def _read_raw(self) -> list[TaskRecord]:
