@@ -1,0 +1,278 @@
+"""The background thread that keeps a progress panel up to date.
+
+A :class:`StatusPoller` is a named daemon thread with a stop ``threading.Event``. Each tick reads a fresh
+:class:`~jugnb.status.StatusSnapshot` (incremental: :meth:`StatusReader.read` re-lists only what changed),
+the pool's workers and events and the new task records, builds a
+:class:`~jugnb.widgets.viewmodel.ProgressView` and hands it to ``panel.render``, which only sets traits.
+
+It never raises into the kernel: an error is logged (once per distinct message), shown as one line in the
+panel, and the next tick tries again. It stops when the work is done (after drawing the final view), when
+the panel is closed, at interpreter exit (``atexit``), or on :meth:`StatusPoller.stop`. It never enters
+``with output:``.
+
+Configuration (``%config StatusPoller`` in a kernel)::
+
+    c.StatusPoller.interval = 1.0   # seconds between two reads of the store
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
+
+from ..errors import StoreError
+from ..records import RecordLog
+from ..status import StatusReader, StatusSnapshot
+from .model import ProgressModel
+from .viewmodel import ProgressView
+
+__all__ = ["StatusPoller"]
+
+GraphSource = Callable[[], Any]
+_instances: weakref.WeakSet[StatusPoller] = weakref.WeakSet()
+
+
+class StatusPoller(LoggingConfigurable):
+    """Updates ``panel`` from the store every ``interval`` seconds, in a daemon thread.
+
+    Parameters
+    ----------
+    panel : ProgressPanel
+        Anything with ``render(view)``, ``show_message(text)`` and ``on_close(callback)``.
+    graph : callable or graph
+        Returns the kernel's current loaded graph (an object with ``tasks`` and ``store``, optionally
+        ``barrier`` and ``jugdir``, like :class:`~jugnb.loader.LoadedGraph`), or ``None`` before a jugfile
+        is loaded. It is called from the poller's thread: it must be cheap and must not import a jugfile.
+        A graph object instead of a callable stands for itself.
+    pool : WorkerPool, optional
+        This kernel's workers: their rows, events, and the end of the work (every worker exited).
+    records : RecordLog, optional
+        Task records of the jugdir; by default opened from ``graph.jugdir`` when it has one.
+    model : ProgressModel, optional
+        Builds the views; one with default settings if not given.
+    reader : callable, optional
+        ``reader(graph)`` returns the :class:`~jugnb.status.StatusReader` of ``graph``; default: a new one per
+        graph. Indexing 100 000 tasks holds the GIL in long C calls (tens of ms), so the kernel should
+        pass the reader it already built on its own thread (``read()`` is thread-safe).
+    on_barrier_cleared : callable, optional
+        Called once per graph (from the poller's thread) when the graph's import stopped at a barrier and
+        every task before it is complete, so the kernel can re-import the jugfile on its own thread. While it
+        is set, such a graph is not "done".
+    parent : traitlets Configurable, optional
+        E.g. the magics, so that ``%config StatusPoller`` reaches this poller.
+    """
+
+    interval = Float(1.0, help="Seconds between two reads of the store (the panel's refresh period).").tag(
+        config=True
+    )
+
+    def __init__(
+        self,
+        panel: Any,
+        graph: GraphSource | Any,
+        *,
+        pool: Any = None,
+        records: RecordLog | None = None,
+        model: ProgressModel | None = None,
+        reader: Callable[[Any], StatusReader] | None = None,
+        on_barrier_cleared: Callable[[], Any] | None = None,
+        parent: Any = None,
+        **traits: Any,
+    ) -> None:
+        super().__init__(parent=parent, **traits)
+        self.panel = panel
+        self._graph_source: GraphSource = graph if callable(graph) else (lambda: graph)
+        self.pool = pool
+        self._records = records
+        self._records_for: Any = None if records is None else "given"
+        self.model = model if model is not None else ProgressModel()
+        self.on_barrier_cleared = on_barrier_cleared
+        self._new_reader = reader if reader is not None else _new_reader
+        self._reader: tuple[Any, StatusReader] | None = None
+        self._barrier_reported: Any = None
+        self._stop = threading.Event()
+        self._tick_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._at_exit: Callable[[], None] | None = None
+        self._last_error = ""
+        self.ticks = 0
+        self.errors = 0
+        panel.on_close(self.stop)
+        _instances.add(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> StatusPoller:
+        """Start the thread (a no-op while it runs); return ``self``."""
+        if self.running:
+            return self
+        self._stop = threading.Event()
+        name = f"jugnb-status-poller-{id(self):x}"
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name=name, daemon=True)
+        self._at_exit = _stopper(weakref.ref(self))
+        atexit.register(self._at_exit)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the thread (a no-op when stopped) and wait up to ``timeout`` seconds for it.
+
+        Returns
+        -------
+        bool
+            Whether the thread has ended (always ``True`` when called from the thread itself).
+        """
+        self._stop.set()
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @classmethod
+    def stop_all(cls, timeout: float = 5.0) -> None:
+        """Stop every poller of this process (``%unload_ext jugnb``, tests)."""
+        for poller in list(_instances):
+            poller.stop(timeout)
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            view = self.tick()
+            if view is not None and view.done:
+                stop.set()
+                self._final_display()
+                break
+            stop.wait(self.interval)
+
+    # -- one update ------------------------------------------------------------------------------------
+
+    def tick(self) -> ProgressView | None:
+        """Read the store once and render; ``None`` (and the error shown in the panel) if that failed.
+
+        Safe to call from any thread, also while the poller runs (e.g. the panel's refresh button).
+        """
+        with self._tick_lock:
+            try:
+                view = self._build()
+            except Exception as err:  # never into the kernel: log it, show it, try again next tick
+                self._report(err)
+                return None
+            try:
+                self.panel.render(view)
+            except Exception as err:
+                self._report(err)
+                return None
+            self.ticks += 1
+            self._last_error = ""
+            return view
+
+    def _final_display(self) -> None:
+        # Saved notebooks and nbconvert keep the display's text/html: make it the final one.
+        update = getattr(self.panel, "update_display", None)
+        if update is not None:
+            try:
+                update()
+            except Exception:
+                self.log.debug("could not update the panel's display", exc_info=True)
+
+    def refresh(self) -> None:
+        """Read the store now (the refresh button); also redraws a frozen panel."""
+        view = self.tick()
+        if view is not None and getattr(self.panel, "frozen", False):
+            self.panel.render(view, force=True)
+
+    def _build(self) -> ProgressView:
+        graph = self._graph_source()
+        if graph is None:
+            raise LookupError("no jugfile is loaded yet: run a %%jugfile cell.")
+        snapshot = self._reader_for(graph).read()
+        workers = self.pool.workers() if self.pool is not None else []
+        records = self._record_log(graph)
+        if records is not None:
+            self.model.add_records(records.read_new(), [w.worker_id for w in workers])
+        if self.pool is not None:
+            self.model.add_pool_events(list(self.pool.events))
+        barrier = _barrier_text(graph)
+        done = self._done(snapshot, graph, bool(barrier))
+        self.model.message = ""
+        return self.model.view(snapshot, workers, done=done, barrier=barrier)
+
+    def _reader_for(self, graph: Any) -> StatusReader:
+        """Return the reader of ``graph``; a new graph (a reloaded jugfile) gets a new one and an event."""
+        if self._reader is not None and self._reader[0] is graph:
+            return self._reader[1]
+        if self._reader is not None:
+            old = self._reader[0]
+            self.model.add_event("reloaded", f"jugfile reloaded: {len(graph.tasks)} tasks")
+            if getattr(old, "barrier", None) is not None and _barrier_text(graph) != _barrier_text(old):
+                self.model.add_event("barrier", f"passed the {old.barrier.kind} in {old.barrier.where}")
+        reader = self._new_reader(graph)
+        self._reader = (graph, reader)
+        return reader
+
+    def _record_log(self, graph: Any) -> RecordLog | None:
+        if self._records_for == "given":
+            return self._records
+        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+        if jugdir != self._records_for:
+            self._records_for = jugdir
+            try:
+                self._records = RecordLog.for_jugdir(jugdir) if jugdir else None
+            except StoreError:  # an in-memory dict_store keeps no records
+                self._records = None
+        return self._records
+
+    def _done(self, snapshot: StatusSnapshot, graph: Any, at_barrier: bool) -> bool:
+        complete = snapshot.all_complete
+        if at_barrier and complete and self.on_barrier_cleared is not None:
+            if self._barrier_reported is not graph:
+                self._barrier_reported = graph
+                self.on_barrier_cleared()
+            return False  # the kernel reloads the jugfile: the tasks after the barrier come next
+        if self.pool is not None and self.pool.state == "after":
+            return True
+        return complete and not at_barrier
+
+    def _report(self, err: Exception) -> None:
+        self.errors += 1
+        line = f"Status update failed: {type(err).__name__}: {err} (retrying every {self.interval:g} s)"
+        if line != self._last_error:
+            self.log.warning("%s", line, exc_info=not isinstance(err, (LookupError, StoreError)))
+            self._last_error = line
+        self.model.message = line
+        try:
+            self.panel.show_message(line)
+        except Exception:
+            self.log.debug("the panel cannot show the error either", exc_info=True)
+
+
+def _new_reader(graph: Any) -> StatusReader:
+    return StatusReader(graph.tasks, graph.store)
+
+
+def _barrier_text(graph: Any) -> str:
+    stop = getattr(graph, "barrier", None)
+    return "" if stop is None else f"{stop.kind} in {stop.where}"
+
+
+def _stopper(ref: weakref.ref[StatusPoller]) -> Callable[[], None]:
+    def stop_at_exit() -> None:
+        poller = ref()
+        if poller is not None:
+            poller.stop(timeout=1.0)
+
+    return stop_at_exit
