@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 HOST = socket.gethostname()
+REDIS_CHANGES = "jugnb:changes"
 _OWNER = re.compile(rb"^PID (?P<pid>\d+) on HOSTNAME (?P<host>\S+)")
 # Process start times are rounded (clock ticks) and the lock file's mtime is set just after
 # its creation: allow a little slack either way.
@@ -172,23 +173,34 @@ def release_redis_lock(url: str, task_hash: str) -> bool:
     client = redis.Redis.from_url(url)
     try:
         key = f"lock:{task_hash}"
-        if client.get(key) == b"F":
+        if client.get(key) == b"F" or not client.delete(key):
             return False
-        return bool(client.delete(key))
+        bump_redis_changes(client)
+        return True
     finally:
         client.close()
+
+
+def bump_redis_changes(client: Any) -> None:
+    """Tell waiting workers that the store changed (``INCR jugnb:changes``).
+
+    ``DBSIZE`` alone can miss a change: a result added and a lock deleted leave it as it was.
+    """
+    client.incr(REDIS_CHANGES)
 
 
 def change_token(jugdir: str, store: Any = None) -> tuple[int, ...]:
     """Return a cheap value that changes whenever a task of the store is locked or unlocked (hence finished).
 
     File stores: the ``locks`` folder's mtime (one ``stat``). Redis (``store`` is jug's open
-    ``redis_store``): ``DBSIZE``, as a finished task adds a ``result:`` key. Anything else: constant, and
-    waiters fall back to periodic rescans.
+    ``redis_store``): ``DBSIZE`` (a task finished by plain jug adds a ``result:`` key) and the counter
+    that jugnb workers and pools bump after each task and lock release (:func:`bump_redis_changes`),
+    in one round trip. Anything else: constant, and waiters fall back to periodic rescans.
     """
     folder = file_store_folder(jugdir)
     if folder is None and store is not None and hasattr(store, "redis"):
-        return (int(store.redis.dbsize()),)
+        size, changes = store.redis.pipeline().dbsize().get(REDIS_CHANGES).execute()
+        return (int(size), int(changes or 0))
     if folder is not None:
         try:
             st = os.stat(folder / "locks")

@@ -40,7 +40,7 @@ from typing import Any
 
 from .errors import JugnbError
 from .heartbeat import Heartbeat
-from .locks import Holder, change_token, holder
+from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
 from .records import RecordLog
 
@@ -172,6 +172,7 @@ class Worker:
         register_hook("execute.task-pre-execute", self.check_control)
         register_hook("execute.task-pre-execute", self.recorder.pre_execute)
         register_hook("execute.task-executed1", self.recorder.executed1)
+        register_hook("execute.task-executed1", self._announce_change)
         register_hook("execute.task-executed1", self.check_control)
         register_hook("execute.task-loadable", self.recorder.loadable)
 
@@ -253,6 +254,11 @@ class Worker:
     def _rescan_gap(self) -> float:
         """Seconds until a waiting worker rescans even though no change was seen."""
         return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
+
+    def _announce_change(self, _task: Any) -> None:
+        """Wake waiting workers of a redis store (file stores: the lock release itself does)."""
+        if hasattr(self.store, "redis"):
+            bump_redis_changes(self.store.redis)
 
     def _nr_done(self) -> int:
         return self.recorder.nr_executed + self.recorder.nr_failed

@@ -543,3 +543,24 @@ def test_worker_modules_import_neither_ipython_nor_widgets() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     assert out.stdout.strip() == "[]"
+
+
+# -- redis ------------------------------------------------------------------------------------------------
+
+
+def test_redis_workers_record_and_recover_a_killed_worker(nb: Notebook, pools: Any, redis_db: str) -> None:
+    import redis
+
+    nb.write(SQUARES.format(n=16, sleep=0.15))
+    pool = pools(replace_dead=False)
+    pool.start(2, jugdir=redis_db, cwd=nb.folder)
+    victim = wait_until(lambda: running(pool), 10, "a running task")[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    assert pool.wait(timeout=30)
+    released = [e for e in pool.events if e.kind == "lock-released"]
+    assert [e.hash for e in released] == [victim.task_hash]  # the task its heartbeat named
+    records = RecordLog.for_jugdir(redis_db).read_new()
+    counts = ok_counts(records)
+    assert len(counts) == 17 and set(counts.values()) == {1}
+    with redis.Redis.from_url(redis_db) as client:
+        assert list(client.scan_iter("lock:*")) == []
