@@ -210,7 +210,7 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(ip: InteractiveShell
     assert not result.success and "Known: check, cleanup" in out
     cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
     result, out = cell(ip, "%jug invalidate")
-    assert not result.success and "one of the arguments --target --name --pattern is required" in out
+    assert not result.success and "say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale" in out
 
 
 def test_graph_dot_and_help(ip: InteractiveShell) -> None:

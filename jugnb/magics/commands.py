@@ -122,9 +122,14 @@ class StatusCommand(Command):
         graph = magics.graph
         snapshot = status_snapshot(magics, graph)
         text, table = status_text(snapshot, short=args.short), status_html(snapshot)
+        from .stale_commands import current_staleness, stale_note
+
+        notes = [stale_note(current_staleness(magics, graph))]
         if graph.barrier is not None:
-            note = f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are not defined yet."
-            text, table = f"{text}\n{note}", f"{table}<p>{html.escape(note)}</p>"
+            notes.append(f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
+                         "not defined yet.")
+        for note in filter(None, notes):
+            text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)
 
 
@@ -160,21 +165,32 @@ def _selection(args: Any) -> tuple[str | None, str | None]:
 
 
 class InvalidateCommand(Command):
-    """Remove the results of the selected tasks and of everything downstream of them."""
+    """Remove the results of the selected tasks (or of the stale ones) and of everything downstream of them."""
 
     name = "invalidate"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
-        _add_selection(parser, required=True)
+        _add_selection(parser, required=False)
+        parser.add_argument("--stale", action="store_true",
+                            help="Select the results computed by code that changed since (with --target etc.: "
+                            "only those of the matching task names).")
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         name, pattern = _selection(args)
-        matcher = task_ops.task_matcher(name, pattern)
-        selected = [t for t in graph.tasks if matcher(t.name)]
+        if not args.stale and name is None and pattern is None:
+            raise UsageError("%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale.")
+        matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
+        if args.stale:
+            from .stale_commands import stale_selection
+
+            selected, _ = stale_selection(magics, matcher)
+        else:
+            selected = [t for t in graph.tasks if matcher is not None and matcher(t.name)]
         if not selected:
-            print(f"No task matches {name or pattern!r}. Task names: {_names(graph)}.")
+            what = "stale result" if args.stale else "task"
+            print(f"No {what} matches {name or pattern or 'the jugfile'!r}. Task names: {_names(graph)}.")
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))

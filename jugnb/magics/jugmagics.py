@@ -7,6 +7,7 @@ profile's ``ipython_config.py``)::
     c.JugMagics.module = "my_analysis"                # default: the notebook's file stem as an identifier
     c.JugMagics.notebook = "analysis.ipynb"           # default: what the frontend reveals
     c.JugMagics.show_summary = True                   # one-line summary after each %%jugfile cell
+    c.JugMagics.auto_invalidate_stale = False         # invalidate stale results after each %%jugfile cell
 
 Precedence for the jugdir: ``%config``/profile > jugrc files (jug's own lookup) > ``<module>.jugdata`` beside
 the notebook. ``%jug config`` shows the effective values and where each came from.
@@ -30,7 +31,7 @@ from ..loader import LoadedGraph
 from ..project import Project
 from ..session import NotebookSession
 from ..store import resolve_jugdir
-from . import commands, worker_commands  # noqa: F401 - worker_commands registers its subcommands
+from . import commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions
 
@@ -55,6 +56,11 @@ class JugMagics(Magics):
         "__vsc_ipynb_file__); without either the module is `jugfile` in the working directory.",
     ).tag(config=True)
     show_summary = Bool(True, help="Print a one-line summary after each %%jugfile cell.").tag(config=True)
+    auto_invalidate_stale = Bool(
+        False,
+        help="After each %%jugfile cell, invalidate results computed by code that changed since (and everything "
+        "downstream of them), and say what was removed. Off: stale results are only reported.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -118,6 +124,8 @@ class JugMagics(Magics):
         self._bind(graph)
         for warning in foreign_names(graph.jugfile, self.shell.user_ns):
             print(f"Warning: {warning}")
+        if self.auto_invalidate_stale:
+            self.run_subcommand("invalidate", ["--stale"])
         if self.show_summary and not args.quiet:
             print(commands.summary_line(self, graph))
 

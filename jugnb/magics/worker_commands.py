@@ -60,6 +60,8 @@ class ExecuteCommand(Command):
         parser.add_argument("--detach", action="store_true",
                             help="Workers keep running after the kernel shuts down or restarts.")
         parser.add_argument("--quiet", action="store_true", help="Do not show the progress panel.")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="List what would run, by task name and reason, with the expected cost; run nothing.")
         _add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
@@ -69,6 +71,10 @@ class ExecuteCommand(Command):
     def run(self, magics: Any, args: Any) -> Any:
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
         options = execute_options(args)
+        if args.dry_run:
+            from .stale_commands import dry_run
+
+            return dry_run(magics)
         if args.here:
             executed = execute_here(magics.session, options)
             magics._status_reader = None

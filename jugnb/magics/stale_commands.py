@@ -1,0 +1,105 @@
+"""Staleness in the notebook: ``%jug why``, ``%jug invalidate --stale``, ``%jug execute --dry-run`` and the
+stale counts that ``%jug status`` adds.
+
+Fingerprints of the current code are computed once per loaded graph; records and results are read fresh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
+from ..inkernel import find_task
+from ..loader import LoadedGraph
+from ..plan import Plan
+from ..records import RecordLog, TaskRecord
+from ..staleness import StalenessReport, classify, dry_run_plan, why
+from ..status import StatusSnapshot
+from .commands import Command, status_snapshot
+from .views import Rendered, preformatted
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """Everything the staleness commands need about the loaded graph, read at one moment."""
+
+    graph: LoadedGraph
+    snapshot: StatusSnapshot
+    fingerprints: dict[str, Fingerprint]
+    records: dict[str, TaskRecord]
+    report: StalenessReport
+
+
+def current_staleness(magics: Any, graph: LoadedGraph | None = None) -> Staleness:
+    """Classify the loaded graph's complete tasks as fresh, stale, depends on stale or unknown."""
+    graph = graph if graph is not None else magics.graph
+    cached = getattr(magics, "_fingerprints", None)
+    if cached is None or cached[0] is not graph:
+        fingerprints = TaskFingerprinter(graph.jugfile.text, graph.namespace).for_tasks(graph.tasks)
+        cached = magics._fingerprints = (graph, fingerprints)
+    snapshot = status_snapshot(magics, graph)
+    records = RecordLog.for_jugdir(graph.jugdir.spec).latest_by_hash() if graph.jugdir.shareable else {}
+    report = classify(graph.tasks, snapshot.hashes("complete"), cached[1], records)
+    return Staleness(graph, snapshot, cached[1], records, report)
+
+
+def stale_note(state: Staleness) -> str:
+    """One line per task name with stale results, or ``""`` when nothing is stale."""
+    rows = [r for r in state.report.rows if r.stale or r.depends_on_stale]
+    return "\n".join(
+        f"{r.name}: {r.stale} stale (computed by code that changed since), {r.depends_on_stale} depend on "
+        "stale results" for r in rows
+    )
+
+
+class WhyCommand(Command):
+    """Say why a task would or would not run: new, invalidated, code changed (with a diff), waiting on what."""
+
+    name = "why"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("task", help="A hash prefix, a task name (fn or module.fn), or name[i].")
+
+    def run(self, magics: Any, args: Any) -> Rendered:
+        state = current_staleness(magics)
+        tasks = _tasks_named(state.graph, args.task)
+        store = FingerprintStore.for_jugdir(state.graph.jugdir.spec) if state.graph.jugdir.shareable else None
+        explanations = [str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5]]
+        if len(tasks) > 5:
+            explanations.append(f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
+                                f"`{args.task}[i]` or a hash prefix.")
+        return preformatted("\n\n".join(explanations))
+
+
+def _tasks_named(graph: LoadedGraph, spec: str) -> list[Any]:
+    same = [t for t in graph.tasks if t.name == spec or t.name.rsplit(".", 1)[-1] == spec]
+    return same if same else [find_task(graph.tasks, spec)]
+
+
+def stale_selection(magics: Any, matcher: Any) -> tuple[list[Any], Staleness]:
+    """Tasks to invalidate for ``--stale`` (stale ones matching ``matcher``, or all), and the state read."""
+    state = current_staleness(magics)
+    stale = {h for h in state.report.stale if matcher is None or matcher(state.report.name_of(h))}
+    return [t for t in state.graph.tasks if t.hash().decode() in stale], state
+
+
+def dry_run(magics: Any) -> Rendered:
+    """What ``%jug execute`` would run, grouped by task name and reason, with the expected cost; runs nothing."""
+    state = current_staleness(magics)
+    return preformatted(plan_text(dry_run_plan(state.graph.tasks, state.snapshot, state.report, state.records)))
+
+
+def plan_text(plan: Plan) -> str:
+    """A dry-run plan as a table: reason, task name, count, expected seconds."""
+    rows = [(g.reason, g.name, str(g.count), f"{g.seconds:.1f} s" if g.seconds is not None else "unknown")
+            for g in plan.groups]
+    if not rows:
+        return "Nothing to run: every task is complete and none is stale."
+    header = ("reason", "task name", "tasks", "expected")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
+    untimed = f" ({plan.untimed} without a recorded duration)" if plan.untimed else ""
+    lines.append(f"Would run {plan.task_count} tasks, about {plan.seconds:.1f} s of CPU time{untimed}; "
+                 "nothing was run.")
+    return "\n".join(lines)
