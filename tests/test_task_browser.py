@@ -1,0 +1,196 @@
+"""TaskBrowser on a real file store: listing and filters, value preview with a size guard, assign,
+invalidate with its dry-run count, retry of a failed task, traceback, run in kernel. No browser needed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jug.task
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from jugnb.records import RecordLog, TaskRecord
+from jugnb.widgets.browser import TaskBrowser
+from jugnb.widgets.browsing import argument_summary, result_size
+
+JUGFILE = """\
+from jug import TaskGenerator
+
+@TaskGenerator
+def load(i, kind="raw"):
+    return list(range(i))
+
+@TaskGenerator
+def score(data, C=1.0):
+    return sum(data) * C
+
+@TaskGenerator
+def best(scores):
+    return max(scores)
+
+datasets = [load(i, kind="clean" if i % 2 else "raw") for i in range(4)]
+scores = [score(d, C=c) for d in datasets for c in (0.1, 10.0)]
+winner = best(scores)
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_shell() -> Iterator[None]:
+    # Output.append_display_data formats through InteractiveShell.instance(): drop one it created.
+    existed = InteractiveShell.initialized()
+    yield
+    if not existed and InteractiveShell.initialized():
+        InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def graph(tmp_path: Path, load_jugfile: Callable[[Path, Path], dict[str, Any]]) -> Any:
+    jugfile = tmp_path / "grid.py"
+    jugfile.write_text(JUGFILE, encoding="utf-8")
+    jugdir = tmp_path / "grid.jugdata"
+    load_jugfile(jugfile, jugdir)
+    tasks = tuple(jug.task.alltasks)
+    for t in tasks[:4]:  # the loads; scores ready, best waiting
+        t.run()
+    return SimpleNamespace(tasks=tasks, store=jug.task.Task.store, jugdir=SimpleNamespace(spec=str(jugdir)))
+
+
+def labels(browser: TaskBrowser) -> list[str]:
+    return [label for label, _ in browser.listing.options]
+
+
+def test_lists_and_filters(graph: Any) -> None:
+    browser = TaskBrowser(graph)
+    assert browser.page_label.value.strip() == "1–13 of 13 tasks"
+    assert [v for _, v in browser.name_filter.options] == [None, "grid.best", "grid.load", "grid.score"]
+    assert browser.name_filter.options[2][0] == "grid.load (4)"
+    first = labels(browser)[0]
+    h = graph.tasks[0].hash().decode()
+    assert first == f"load(0, kind='raw') · {h[:8]} · complete"
+    browser.name_filter.value = "grid.score"
+    assert len(browser.entries) == 8 and all(e.state == "ready" for e in browser.entries)
+    assert labels(browser)[1].startswith(f"score(load[{graph.tasks[0].hash().decode()[:7]}], C=10.0)")
+    browser.name_filter.value = None
+    browser.state_filter.value = "waiting"
+    assert [e.name for e in browser.entries] == ["grid.best"]
+    browser.state_filter.value = None
+    browser.text_filter.value = "CLEAN"
+    assert [e.index for e in browser.entries] == [1, 3]
+
+
+def test_pages(graph: Any) -> None:
+    browser = TaskBrowser(graph, page_size=5)
+    assert browser.page_label.value.strip() == "1–5 of 13 tasks" and browser.previous.disabled
+    browser.next.click()
+    browser.next.click()
+    assert browser.page_label.value.strip() == "11–13 of 13 tasks" and browser.next.disabled
+    browser.previous.click()
+    assert browser.page == 1 and len(browser.listing.options) == 5
+
+
+def test_value_preview_with_size_guard_and_assign(graph: Any) -> None:
+    namespace: dict[str, Any] = {}
+    browser = TaskBrowser(graph, namespace=namespace)
+    browser.listing.value = 3  # load(3)
+    assert "grid.load" in browser.details.value and not browser.buttons["value"].disabled
+    browser.buttons["value"].click()
+    assert browser.output.outputs[-1]["data"]["text/plain"] == "[0, 1, 2]"
+    size = result_size(graph.store, graph.tasks[3].hash().decode())
+    assert size is not None and size > 0
+    browser.max_preview_bytes = size - 1
+    browser.output.outputs = ()
+    browser.buttons["value"].click()
+    assert browser.output.outputs == () and browser.confirm_box.layout.display is None
+    assert "load it?" in browser.question.value
+    browser.yes.click()
+    assert browser.output.outputs[-1]["data"]["text/plain"] == "[0, 1, 2]"
+    browser.variable.value = "not valid"
+    browser.buttons["assign"].click()
+    assert "`not valid` is not a valid variable name" in browser.message.value
+    browser.variable.value = "data3"
+    browser.buttons["assign"].click()
+    browser.yes.click()  # still larger than the limit
+    assert namespace == {"data3": [0, 1, 2]}
+    browser.listing.value = 4  # score(...): no result yet
+    assert browser.buttons["value"].disabled and browser.buttons["assign"].disabled
+
+
+def test_invalidate_shows_the_count_then_removes(graph: Any) -> None:
+    for t in graph.tasks[4:]:
+        t.run()
+    browser = TaskBrowser(graph)
+    browser.listing.value = 0  # load(0): 2 scores and best depend on it
+    browser.buttons["invalidate"].click()
+    assert "removes 4 results" in browser.question.value
+    assert "grid.best ×1, grid.load ×1, grid.score ×2" in browser.question.value
+    assert graph.tasks[0].can_load()
+    browser.no.click()
+    assert browser.confirm_box.layout.display == "none" and graph.tasks[0].can_load()
+    browser.buttons["invalidate"].click()
+    browser.yes.click()
+    assert browser.message.value == "Invalidated 4 results."
+    assert not graph.tasks[0].can_load() and not graph.tasks[-1].can_load() and graph.tasks[1].can_load()
+    assert browser.entries[0].state == "ready"
+
+
+def test_retry_traceback_and_run_in_kernel(graph: Any) -> None:
+    score = graph.tasks[4]
+    assert score.lock()
+    score.fail()
+    h = score.hash().decode()
+    now = time.time()
+    RecordLog.for_jugdir(graph.jugdir.spec).append(
+        TaskRecord(
+            "grid.score",
+            h,
+            "failed",
+            now,
+            now + 1,
+            1.0,
+            "pool.0",
+            "here",
+            7,
+            exc_type="ValueError",
+            exc_message="bad C",
+            traceback="Traceback (most recent call last):\nValueError: bad C",
+            output_tail="fitting...",
+        )  # fmt: skip
+    )
+    ran: list[Any] = []
+    browser = TaskBrowser(graph, run_in_kernel=ran.append)
+    browser.state_filter.value = "failed"
+    assert [e.index for e in browser.entries] == [4]
+    browser.listing.value = 4
+    assert "failed, 1 s, pool.0@here" in browser.details.value
+    browser.buttons["traceback"].click()
+    shown = "".join(o.get("text", "") for o in browser.output.outputs)
+    assert "ValueError: bad C" in shown and "fitting..." in shown
+    browser.buttons["run"].click()
+    assert ran == [score]
+    browser.buttons["retry"].click()
+    assert not score.is_locked()
+    assert "will run again" in browser.message.value
+    assert browser.entries == []  # no failed task left
+
+
+def test_errors_are_messages(graph: Any) -> None:
+    browser = TaskBrowser(lambda: None)
+    assert "No jugfile is loaded yet" in browser.message.value
+    browser = TaskBrowser(graph)
+    browser._safely(browser.show_value)  # nothing selected
+    assert "Select a task first." in browser.message.value and browser.output.outputs == ()
+    browser.listing.value = 0
+    browser._safely(lambda: 1 / 0)
+    assert "ZeroDivisionError: division by zero" in browser.message.value
+    assert "Traceback" in browser.output.outputs[-1]["text"]
+
+
+def test_argument_summary_is_short() -> None:
+    task = SimpleNamespace(args=("x" * 100, [1, 2, 3, 4, 5, 6]), kwargs={"b": 2, "a": {"k": 1}})
+    summary = argument_summary(task, width=40)
+    assert len(summary) == 40 and summary.endswith("…")
+    assert argument_summary(SimpleNamespace(args=(1,), kwargs={"z": None})) == "1, z=None"
