@@ -57,6 +57,7 @@ CONFIRM_TICKS = 3
 # A change token read this close to the change it reflects may share its timestamp with a change that
 # follows (filesystem timestamps are coarse): rescan once more after the next tick.
 _FRESH_NS = 20_000_000
+JUGDIR_VARIABLE = "JUGNB_JUGDIR"
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
 
@@ -381,7 +382,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jugnb.worker")
     parser.add_argument("--state-dir", required=True, help="jugnb's state folder (holds the pointer file)")
     parser.add_argument("--module", required=True, help="module name of the jugfile")
-    parser.add_argument("--jugdir", required=True, help="jugdir string (absolute for file stores)")
+    parser.add_argument(
+        "--jugdir",
+        default=os.environ.get(JUGDIR_VARIABLE),
+        help=f"jugdir string, absolute for file stores (default: ${JUGDIR_VARIABLE}, which keeps a redis "
+        "password out of the process list)",
+    )
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--heartbeat", required=True, help="heartbeat file")
     parser.add_argument("--log", default=None, help="this worker's log file (stdout and stderr)")
@@ -390,6 +396,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
     parser.add_argument("execute_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if not args.jugdir:
+        parser.error(f"give --jugdir or set ${JUGDIR_VARIABLE}")
     args.argv = list(argv)
     if args.execute_args[:1] == ["--"]:
         args.execute_args = args.execute_args[1:]

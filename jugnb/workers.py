@@ -46,6 +46,7 @@ from traitlets.config import LoggingConfigurable
 from .errors import WorkerError
 from .jugfile import atomic_write
 from .records import RecordLog
+from .worker import JUGDIR_VARIABLE
 from .workerproc import (
     ExitReport,
     NotRunning,
@@ -165,7 +166,8 @@ class WorkerPool(LoggingConfigurable):
             msg = f"this pool is {self.state}; use add(n) for more workers, or a new pool."
             raise WorkerError(msg)
         check_start(n, jugdir, execute_args, self.pointer)
-        self.jugdir, self.cwd, self.detach = jugdir, str(Path(cwd).resolve()), detach
+        self.cwd, self.detach = str(Path(cwd).resolve()), detach
+        self.jugdir = absolute_jugdir(jugdir, Path(self.cwd))
         self.execute_args = list(execute_args)
         self.records.read_new()  # only failures from now on become events
         if not detach:
@@ -201,7 +203,9 @@ class WorkerPool(LoggingConfigurable):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: signals reach the worker and its children only
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # The jugdir goes through the environment, not argv: a redis URL may hold a password,
+                # and every local user can read a process's command line.
+                env={**os.environ, "PYTHONUNBUFFERED": "1", JUGDIR_VARIABLE: self.jugdir},
             )
         proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
         self._procs.append(proc)
@@ -228,7 +232,6 @@ class WorkerPool(LoggingConfigurable):
         options = [
             f"--state-dir={self.state_dir}",
             f"--module={self.module}",
-            f"--jugdir={self.jugdir}",
             f"--worker-id={worker_id}",
             f"--heartbeat={heartbeat}",
             f"--log={log}",
@@ -423,6 +426,18 @@ class WorkerPool(LoggingConfigurable):
 
     def _save(self) -> None:
         atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")
+        self.state_file.chmod(0o600)  # it holds the jugdir, which may be a redis URL with a password
+
+
+def absolute_jugdir(jugdir: str, cwd: Path) -> str:
+    """``jugdir`` with a relative file store folder made absolute against ``cwd`` (jug's meaning of it).
+
+    jug builds lock paths from the jugdir string, and workers and kernels must agree on them.
+    """
+    prefix = "file_keepalive:" if jugdir.startswith("file_keepalive:") else ""
+    if jugdir.startswith(("redis:", "dict_store")):
+        return jugdir
+    return prefix + os.path.normpath(cwd / jugdir[len(prefix) :])
 
 
 def _shutdown_at_exit(ref: weakref.ref[WorkerPool]) -> None:

@@ -154,6 +154,18 @@ def test_workers_show_their_current_task(nb: Notebook, pools: Any) -> None:
     assert info.task == f"{MODULE}.square" and len(info.task_hash) == 40
     assert info.rss > 1_000_000 and 0 <= info.running_for < 5 and info.alive
     assert Path(info.log).exists()
+    # The jugdir (a redis URL may hold a password) stays out of the process list.
+    assert not any(nb.jugdir in arg for arg in psutil.Process(info.pid).cmdline())
+    assert pool.state_file.stat().st_mode & 0o077 == 0
+
+
+def test_relative_jugdirs_are_made_absolute_against_the_working_directory(tmp_path: Path) -> None:
+    from jugnb.workers import absolute_jugdir
+
+    assert absolute_jugdir("nb.jugdata", tmp_path) == str(tmp_path / "nb.jugdata")
+    assert absolute_jugdir("file_keepalive:../x", tmp_path) == f"file_keepalive:{tmp_path.parent / 'x'}"
+    assert absolute_jugdir("/abs/j", tmp_path) == "/abs/j"
+    assert absolute_jugdir("redis://:pw@h:1/", tmp_path) == "redis://:pw@h:1/"
 
 
 def test_stop_drains_after_the_current_task(nb: Notebook, pools: Any) -> None:
