@@ -120,6 +120,16 @@ def test_rate_window_drops_old_snapshots() -> None:
     ].per_minute == pytest.approx(2.0)
 
 
+def test_stale_counts_are_shown_beside_complete() -> None:
+    model = ProgressModel(since=0)
+    view = model.view(
+        snap(NameCounts("g.f", 0, 0, 0, 0, 5), NameCounts("g.h", 0, 0, 2, 0, 0)), stale={"g.f": 3}
+    )
+    assert [r.stale for r in view.rows] == [3, 0] and view.total.stale == 3
+    assert counts_text(view.rows[0]) == "5/5 complete · 3 stale"
+    assert "(3 stale)" in view_text(view) and "(3 stale)" in view_html(view)
+
+
 def test_compact_row_folds_the_smallest_names() -> None:
     rows = [NameCounts(f"g.f{i:02d}", 0, 0, 0, 0, i + 1) for i in range(20)]
     view = ProgressModel(max_rows=12, since=0).view(snap(*rows))

@@ -40,6 +40,7 @@ def progress_panel(
     on_retry_failed: Callable[[], Any] | None = None,
     on_barrier_cleared: Callable[[], Any] | None = None,
     reader: Callable[[Any], Any] | None = None,
+    staleness: Callable[[Any, Any], Any] | None = None,
     start: bool = True,
 ) -> ProgressPanel:
     """Build a :class:`ProgressPanel` kept up to date by a started :class:`StatusPoller` (``panel.poller``).
@@ -60,7 +61,7 @@ def progress_panel(
         Failures and pool events from this time on (seconds since the epoch) are shown; default: now.
     on_retry_failed : callable, optional
         Replaces the default "retry failed" action (remove failed tasks' locks of the current graph).
-    on_barrier_cleared, reader : callable, optional
+    on_barrier_cleared, reader, staleness : callable, optional
         See :class:`StatusPoller`.
     start : bool
         Start the poller (tests may tick by hand instead).
@@ -83,6 +84,7 @@ def progress_panel(
         pool=pool,
         model=model,
         reader=reader,
+        staleness=staleness,
         on_barrier_cleared=on_barrier_cleared,
         parent=parent,
     )

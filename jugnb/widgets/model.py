@@ -130,6 +130,7 @@ class ProgressModel:
         *,
         done: bool = False,
         barrier: str = "",
+        stale: Mapping[str, int] | None = None,
     ) -> ProgressView:
         """Build the view of ``snapshot`` with ``workers`` (:class:`~jugnb.workers.WorkerInfo`, this pool's).
 
@@ -141,6 +142,8 @@ class ProgressModel:
             The work is over: the view carries a final summary.
         barrier : str
             Where the kernel's import of the jugfile stops, if it does.
+        stale : mapping of str to int, optional
+            Stale results per task name (complete, computed by code that changed since).
         """
         now = snapshot.taken_at
         counts = {row.name: row.complete for row in snapshot.rows}
@@ -148,7 +151,11 @@ class ProgressModel:
         worker_rows = self._worker_rows(workers, now)
         parallel = max(1, sum(1 for w in worker_rows if w.alive is not False))
         rates = self._rates(now, counts)
-        rows = [self._row(r, rates.get(r.name), parallel) for r in snapshot.rows]
+        stale = stale or {}
+        rows = [
+            replace(self._row(r, rates.get(r.name), parallel), stale=stale.get(r.name, 0))
+            for r in snapshot.rows
+        ]
         total = self._total(rows, rates, parallel)
         view = ProgressView(
             rows=_fold(rows, self.max_rows),
@@ -269,6 +276,7 @@ def _summed(name: str, rows: Sequence[TaskRow]) -> TaskRow:
     """Sum the counts of ``rows`` into one row named ``name``."""
     return TaskRow(
         name,
+        stale=sum(r.stale for r in rows),
         complete=sum(r.complete for r in rows),
         active=sum(r.active for r in rows),
         ready=sum(r.ready for r in rows),

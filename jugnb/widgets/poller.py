@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from traitlets import Float
@@ -60,6 +60,9 @@ class StatusPoller(LoggingConfigurable):
         ``reader(graph)`` returns the :class:`~jugnb.status.StatusReader` of ``graph``; default: a new one per
         graph. Indexing 100 000 tasks holds the GIL in long C calls (tens of ms), so the kernel should
         pass the reader it already built on its own thread (``read()`` is thread-safe).
+    staleness : callable, optional
+        ``staleness(graph, snapshot)`` returns the number of stale results per task name (complete, but
+        computed by code that changed since), shown beside the counts; called every tick.
     on_barrier_cleared : callable, optional
         Called once per graph (from the poller's thread) when the graph's import stopped at a barrier and
         every task before it is complete, so the kernel can re-import the jugfile on its own thread. While it
@@ -81,6 +84,7 @@ class StatusPoller(LoggingConfigurable):
         records: RecordLog | None = None,
         model: ProgressModel | None = None,
         reader: Callable[[Any], StatusReader] | None = None,
+        staleness: Callable[[Any, StatusSnapshot], Mapping[str, int]] | None = None,
         on_barrier_cleared: Callable[[], Any] | None = None,
         parent: Any = None,
         **traits: Any,
@@ -94,6 +98,7 @@ class StatusPoller(LoggingConfigurable):
         self.model = model if model is not None else ProgressModel()
         self.on_barrier_cleared = on_barrier_cleared
         self._new_reader = reader if reader is not None else _new_reader
+        self.staleness = staleness
         self._reader: tuple[Any, StatusReader] | None = None
         self._barrier_reported: Any = None
         self._stop = threading.Event()
@@ -208,8 +213,9 @@ class StatusPoller(LoggingConfigurable):
             self.model.add_pool_events(list(self.pool.events))
         barrier = _barrier_text(graph)
         done = self._done(snapshot, graph, bool(barrier))
+        stale = self.staleness(graph, snapshot) if self.staleness is not None else None
         self.model.message = ""
-        return self.model.view(snapshot, workers, done=done, barrier=barrier)
+        return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale)
 
     def _reader_for(self, graph: Any) -> StatusReader:
         """Return the reader of ``graph``; a new graph (a reloaded jugfile) gets a new one and an event."""

@@ -120,9 +120,14 @@ class TaskRowWidget(widgets.HBox):
 
 
 def counts_text(row: TaskRow) -> str:
-    """``"45/60 complete · 2 active · 10 ready · 3 waiting"`` (zero counts other than complete omitted)."""
+    """``"45/60 complete · 2 active · 10 ready · 3 waiting"`` (zero counts other than complete omitted).
+
+    ``stale`` (complete results computed by code that changed since) follows ``complete`` when nonzero.
+    """
     parts = [f"{row.complete}/{row.total} complete"]
-    parts += [f"{getattr(row, s)} {s}" for s in ("active", "ready", "waiting", "failed") if getattr(row, s)]
+    parts += [
+        f"{getattr(row, s)} {s}" for s in ("stale", "active", "ready", "waiting", "failed") if getattr(row, s)
+    ]
     return " · ".join(parts)
 
 

@@ -91,7 +91,8 @@ def _cells(row: TaskRow, width: int) -> list[int]:
 def _text_row(row: TaskRow, name_width: int) -> str:
     counts = "".join(f"{getattr(row, c):>9}" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
-    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{rate:>8}{format_duration(row.eta):>13}"
+    stale = f"  ({row.stale} stale)" if row.stale else ""
+    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{rate:>8}{format_duration(row.eta):>13}{stale}"
 
 
 def _text_workers(workers: tuple[WorkerRow, ...]) -> list[str]:
@@ -182,8 +183,9 @@ def _html_bar(row: TaskRow) -> str:
 def _html_row(row: TaskRow, cell: str) -> str:
     counts = "".join(f"<{cell}>{getattr(row, c)}</{cell}>" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
+    stale = f" ({row.stale} stale)" if row.stale else ""
     return (
-        f'<tr><{cell} style="text-align:left">{html.escape(row.name)}</{cell}>'
+        f'<tr><{cell} style="text-align:left">{html.escape(row.name)}{stale}</{cell}>'
         f"<{cell}>{_html_bar(row)}</{cell}>"
         f"{counts}<{cell}>{rate}</{cell}><{cell}>{format_duration(row.eta)}</{cell}></tr>"
     )

@@ -31,6 +31,8 @@ class TaskRow:
         Estimated seconds until every task of the row is complete; ``None`` when unknown.
     folded : int
         Number of task names folded into this row (0 for an ordinary row).
+    stale : int
+        Complete tasks computed by code that changed since (see :mod:`jugnb.staleness`).
     """
 
     name: str
@@ -42,6 +44,7 @@ class TaskRow:
     per_minute: float | None = None
     eta: float | None = None
     folded: int = 0
+    stale: int = 0
 
     @property
     def total(self) -> int:
