@@ -16,7 +16,7 @@ Columns (medians of ``--repeat`` runs, seconds):
 - ``full+index``: ``StatusReader(tasks, store).read()`` from the loaded graph, building the index;
 - ``full``: the first ``read()`` of a reader whose index is built;
 - ``refresh``: a later ``read()`` with nothing changed (file store: after the folder listings were
-  verified, see ``jugnb._store_readers.RACY_SECONDS``);
+  verified, see ``jugnb._file_reader.RACY_SECONDS``);
 - ``refresh 1Δ``: a later ``read()`` after one result was removed by someone else.
 """
 
@@ -41,7 +41,7 @@ import jug
 import jug.task
 from jug.backends.encode import encode
 
-from jugnb import _store_readers
+from jugnb import _file_reader
 from jugnb.status import StatusReader
 
 JUGFILE = """\
@@ -133,7 +133,7 @@ def jugnb_times(tasks: list[Any], store: Any, repeat: int, remove_one: Callable[
     full = median_time(lambda: readers[-1].read(), repeat, lambda: readers.append(StatusReader(tasks, store)))
     reader = readers[-1]
     reader.read()
-    time.sleep(_store_readers.RACY_SECONDS)
+    time.sleep(_file_reader.RACY_SECONDS)
     reader.read()  # verifies the folder listings: from now on only changed folders are listed
     refresh = median_time(reader.read, repeat)
     assert reader.read().all_complete

@@ -18,7 +18,7 @@ import jug.task
 import pytest
 from jug.backends.file_store import file_based_lock, file_keepalive_based_lock, file_store
 
-from jugnb import _store_readers
+from jugnb import _file_reader, _redis_reader, _store_readers
 from jugnb.errors import StoreError
 from jugnb.render import status_text
 from jugnb.status import STATES, StatusReader, StatusSnapshot
@@ -305,12 +305,12 @@ def _random_operation(rng: random.Random, store: Any, tasks: list[Any], packable
         store.update_pack()
 
 
-@pytest.mark.parametrize("racy_seconds", [_store_readers.RACY_SECONDS, 0.0])
+@pytest.mark.parametrize("racy_seconds", [_file_reader.RACY_SECONDS, 0.0])
 def test_incremental_equals_full_read(
     racy_seconds: float, jugdir: str, load_graph: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # With 0 s, folder listings are trusted from the second read on: only mtimes reveal changes.
-    monkeypatch.setattr(_store_readers, "RACY_SECONDS", racy_seconds)
+    monkeypatch.setattr(_file_reader, "RACY_SECONDS", racy_seconds)
     store, tasks = load_graph(jugdir)
     reader = StatusReader(tasks, store)
     rng = random.Random(5)
@@ -378,7 +378,7 @@ def test_keepalive_dead_locks_follow_jug(tmp_path: Path, load_graph: Any) -> Non
     for t in g["loads"][:4]:
         put(store, t)
     now = time.time()
-    ages = {0: 0, 1: _store_readers.KEEPALIVE_TIMEOUT - 60, 2: _store_readers.KEEPALIVE_TIMEOUT + 60}
+    ages = {0: 0, 1: _file_reader.KEEPALIVE_TIMEOUT - 60, 2: _file_reader.KEEPALIVE_TIMEOUT + 60}
     for i, age in ages.items():
         t = g["pairs"][i]
         assert file_based_lock(str(jugdir), t.hash()).get()  # a lock as a (now dead) worker left it
@@ -396,21 +396,21 @@ def test_folder_mtime_changes_on_create_rename_remove(tmp_path: Path) -> None:
     name = b"ab" + b"1" * 38
     store.dump(1, b"ab" + b"0" * 38)
     folder = tmp_path / "jd" / "ab"
-    keys = [_store_readers._stat_key(str(folder))]
+    keys = [_file_reader._stat_key(str(folder))]
     for change in (lambda: store.dump(2, name), lambda: store.dump(3, name), lambda: store.remove(name)):
         time.sleep(0.01)
         change()
-        keys.append(_store_readers._stat_key(str(folder)))
+        keys.append(_file_reader._stat_key(str(folder)))
     assert len(set(keys)) == len(keys)
 
 
 def test_unchanged_folders_are_not_listed_again(
     tmp_path: Path, load_graph: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_store_readers, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(_file_reader, "RACY_SECONDS", 0.0)
     calls: list[str] = []
-    listdir = _store_readers._listdir
-    monkeypatch.setattr(_store_readers, "_listdir", lambda path: calls.append(path) or listdir(path))
+    listdir = _file_reader._listdir
+    monkeypatch.setattr(_file_reader, "_listdir", lambda path: calls.append(path) or listdir(path))
     store, tasks = load_graph(str(tmp_path / "jd"))
     for t in tasks[:3]:
         put(store, t)
@@ -429,7 +429,7 @@ def test_racy_folder_is_listed_until_verified(
     tmp_path: Path, load_graph: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A coarse clock: the folder's stat never changes. Within RACY_SECONDS the reader lists it anyway.
-    monkeypatch.setattr(_store_readers, "_stat_key", lambda path: (1, 2, 3, 4))
+    monkeypatch.setattr(_file_reader, "_stat_key", lambda path: (1, 2, 3, 4))
     store, tasks = load_graph(str(tmp_path / "jd"))
     reader = StatusReader(tasks, store)
     assert reader.read().total.complete == 0
@@ -504,7 +504,7 @@ def test_redis_crowded_database_uses_exists(redis_db: str, load_graph: Any) -> N
     store, tasks = load_graph(redis_db)
     arrange_every_state(store, tasks)
     with redis.Redis.from_url(redis_db) as client:
-        client.mset({f"other:{i}": b"x" for i in range(5 * _store_readers._REDIS_BATCH)})
+        client.mset({f"other:{i}": b"x" for i in range(5 * _redis_reader._REDIS_BATCH)})
     assert_matches_jug(StatusReader(tasks, store).read(), tasks)
 
 
@@ -512,8 +512,8 @@ def test_keepalive_timeout_is_jugs(tmp_path: Path) -> None:
     lock = file_keepalive_based_lock(str(tmp_path), "h")
     assert file_based_lock.get(lock)  # no monitor process
     for age, failed in (
-        (_store_readers.KEEPALIVE_TIMEOUT - 5, False),
-        (_store_readers.KEEPALIVE_TIMEOUT + 5, True),
+        (_file_reader.KEEPALIVE_TIMEOUT - 5, False),
+        (_file_reader.KEEPALIVE_TIMEOUT + 5, True),
     ):
         when = time.time() - age
         os.utime(lock.fullname, (when, when))
