@@ -75,7 +75,7 @@ class RedisReader:
             for start in range(0, len(keys), _REDIS_BATCH):
                 batch = keys[start : start + _REDIS_BATCH]
                 for key, value in zip(batch, self._client.mget(batch), strict=True):
-                    out[uids[key]] = {b"L": LOCKED, b"F": FAILED}.get(value, UNLOCKED)
+                    out[uids[key]] = _lock_state(value)
         return out
 
     def _lock_uids(self) -> dict[bytes, int]:
@@ -105,6 +105,13 @@ class RedisReader:
 
     def _errors(self) -> contextlib.AbstractContextManager[None]:
         return _redis_errors(self.description)
+
+
+def _lock_state(value: bytes | None) -> int:
+    """State of a lock key's value; like ``jug status`` (which lists the keys), any present key is a lock."""
+    if value is None:
+        return UNLOCKED  # released since the SCAN
+    return FAILED if value == b"F" else LOCKED
 
 
 def _members(existing: set[bytes], uid_of_key: dict[bytes, int]) -> BoolArray:
