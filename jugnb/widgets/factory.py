@@ -64,7 +64,9 @@ def progress_panel(
     on_barrier_cleared, reader, staleness : callable, optional
         See :class:`StatusPoller`.
     start : bool
-        Start the poller (tests may tick by hand instead).
+        Read the store once now, on the calling thread, then start the poller (tests may tick by hand
+        instead). The first read creates the row widgets while the cell runs, so frontends that only
+        listen to the running cell's messages (nbclient, saving widget state) see them.
 
     Returns
     -------
@@ -100,5 +102,6 @@ def progress_panel(
     panel.buttons["refresh"].disabled = False
     panel.poller = poller
     if start:
+        poller.tick()
         poller.start()
     return panel
