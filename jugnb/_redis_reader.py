@@ -35,8 +35,8 @@ class RedisReader:
     def __init__(self, client: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) -> None:
         self._client = client
         self.description = _redis_description(client)
-        self._result_keys = [b"result:" + h.encode("ascii") for h in hashes]
-        self._uid_of_key = {key: uid for uid, key in enumerate(self._result_keys)}
+        # result:<hash> -> uid; insertion order is uid order
+        self._uid_of_key = {b"result:" + h.encode("ascii"): uid for uid, h in enumerate(hashes)}
         self._uid_of = uid_of
         self._lock_keys: list[bytes] | None = None  # found by the SCAN in results(), for locks()
 
@@ -50,9 +50,9 @@ class RedisReader:
         """
         self._lock_keys = None
         with self._errors():
-            n = len(self._result_keys)
+            n = len(self._uid_of_key)
             if self._client.dbsize() > 4 * n + _REDIS_BATCH:
-                return np.fromiter(self._exists(self._result_keys), bool, n)
+                return np.fromiter(self._exists(list(self._uid_of_key)), bool, n)
             existing = set(self._scan(None))
         others = existing.difference(self._uid_of_key)  # set operations loop in C, not in Python
         self._lock_keys = [k for k in others if k.startswith(b"lock:")]
