@@ -17,8 +17,8 @@ dependency is not itself in the task list. A task listed twice (same hash) is co
 
 Every ``read()`` asks the store again (results written or invalidated by other processes are seen at the next
 read); how much it asks depends on the store (see :mod:`jugnb._store_readers`): the file stores re-list only
-folders whose mtime changed, redis reads all keys in batches (SCAN), ``dict_store`` is looked up directly,
-and any other store is asked per task.
+result folders whose stat changed, redis reads all keys in batches (SCAN), ``dict_store`` is looked up
+directly, and any other store is asked per task.
 """
 
 from __future__ import annotations
