@@ -71,6 +71,7 @@ class TaskBrowser(widgets.VBox):
         self.namespace, self.run_in_kernel, self._records = namespace, run_in_kernel, records
         self._build_controls()
         super().__init__(children=self._layout(), **kwargs)
+        self.add_class("jugnb-task-browser")  # a handle for browser tests and user CSS
         self._graph: Any = None
         self._reader: StatusReader | None = None
         self._summaries: dict[int, str] = {}

@@ -59,7 +59,7 @@ class TaskBar(widgets.HBox):
             )
             for state, _, _, style in BAR_STATES
         }
-        layout = kwargs.pop("layout", widgets.Layout(width="34%", min_width="8em"))
+        layout = kwargs.pop("layout", widgets.Layout(width="30%", min_width="8em"))
         super().__init__(children=list(self.segments.values()), layout=layout, **kwargs)
 
     def render(self, row: TaskRow) -> None:
@@ -96,11 +96,11 @@ class TaskRowWidget(widgets.HBox):
     """One row: task name, stacked bar, counts, tasks per minute and ETA."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self.label = widgets.HTML(layout=widgets.Layout(width="24%"))
+        self.label = widgets.HTML(layout=widgets.Layout(width="20%"))
         self.bar = TaskBar()
-        self.counts = widgets.HTML(layout=widgets.Layout(width="26%"))
-        self.rate = widgets.HTML(layout=widgets.Layout(width="7%"))
-        self.eta = widgets.HTML(layout=widgets.Layout(width="9%"))
+        self.counts = widgets.HTML(layout=widgets.Layout(width="32%"))
+        self.rate = widgets.HTML(layout=widgets.Layout(width="8%"))
+        self.eta = widgets.HTML(layout=widgets.Layout(width="10%"))
         super().__init__(children=[self.label, self.bar, self.counts, self.rate, self.eta], **kwargs)
         self.row: TaskRow | None = None
 
@@ -187,6 +187,7 @@ class ProgressPanel(widgets.VBox):
             self.message,
         ]
         super().__init__(children=children, **kwargs)
+        self.add_class("jugnb-progress-panel")  # a handle for browser tests and user CSS
         self.view: ProgressView | None = None
         self.frozen = False
         self._render_lock = threading.RLock()

@@ -117,7 +117,11 @@ def _worker_count(workers: tuple[WorkerRow, ...]) -> str:
 
 
 def _liveness(w: WorkerRow) -> str:
-    return "?" if w.alive is None else ("alive" if w.alive else "dead")
+    if w.alive is None:
+        return "?"
+    if w.alive and w.state == "exited":  # said goodbye, not reaped yet
+        return "exiting"
+    return "alive" if w.alive else "dead"
 
 
 def _text_events(events: tuple[EventRow, ...]) -> list[str]:
