@@ -65,6 +65,15 @@ panel = progress_panel(lambda: _magics.session.graph, _magics._pool, title="prog
 panel.poller.interval = 0.25
 panel.display();
 """,
+    # Busy for a while once the work is done: the test clicks "Refresh" meanwhile.
+    """import time
+deadline = time.monotonic() + 120
+while panel.poller.running and time.monotonic() < deadline:
+    time.sleep(0.1)
+ticks = panel.poller.ticks
+time.sleep(BUSY_SECONDS)
+print(f"refreshed while busy: {panel.poller.ticks - ticks}")
+""".replace("BUSY_SECONDS", "8"),
 ]
 
 
@@ -220,6 +229,7 @@ def _run_all_and_check(page: Any, lab: Lab) -> None:
     page.screenshot(path=str(ARTIFACTS / "progress_panel_live.png"))  # most likely mid-run; not checked
     summary = panel.get_by_text(re.compile(rf"All {N + 1} tasks complete"))
     summary.wait_for(timeout=120_000)
+    _click_refresh_while_busy(page, panel)
     text = panel.inner_text()
     for shown in (f"{N}/{N} complete", "1/1 complete", f"{N + 1}/{N + 1} complete", "progress.square",
                   "progress.total", "Drain", "Stop now", "Retry failed", "Refresh", "(final)"):  # fmt: skip
@@ -228,6 +238,18 @@ def _run_all_and_check(page: Any, lab: Lab) -> None:
     assert panel.locator(".widget-hprogress").count() >= 3 * 5
     assert panel.locator(".progress-bar-success").count() >= 3
     assert "waiting for the first status read" not in text
+
+
+def _click_refresh_while_busy(page: Any, panel: Any) -> None:
+    """Click "Refresh" while the last cell sleeps: the click is handled before the cell ends."""
+    busy = page.locator(".jp-Notebook-ExecutionIndicator")
+    assert busy.first.get_attribute("data-status") == "busy"
+    panel.get_by_role("button", name="Refresh").click()
+    time.sleep(1.0)
+    assert busy.first.get_attribute("data-status") == "busy", "the click's idle status ended the cell's busy"
+    output = page.locator(".jp-OutputArea-output", has_text="refreshed while busy")
+    output.wait_for(timeout=60_000)
+    assert output.inner_text().strip() == "refreshed while busy: 1"
 
 
 def _accept_kernel_dialog(page: Any, timeout: float = 15) -> None:

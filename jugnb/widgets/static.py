@@ -119,9 +119,9 @@ def _worker_count(workers: tuple[WorkerRow, ...]) -> str:
 def _liveness(w: WorkerRow) -> str:
     if w.alive is None:
         return "?"
-    if w.alive and w.state == "exited":  # said goodbye, not reaped yet
-        return "exiting"
-    return "alive" if w.alive else "dead"
+    if w.alive:
+        return "exiting" if w.state == "exited" else "alive"  # "exited": said goodbye, not reaped yet
+    return "ended" if w.state == "exited" else "dead"
 
 
 def _text_events(events: tuple[EventRow, ...]) -> list[str]:
