@@ -445,3 +445,16 @@ def test_text_rendering() -> None:
     html_text = view_html(view)
     assert html_text.count("<tr>") == 5  # header, 3 names, total
     assert counts_text(TaskRow("x", complete=3)) == "3/3 complete"
+
+
+def test_view_model_modules_import_no_ipywidgets() -> None:
+    import subprocess
+    import sys
+
+    modules = "jugnb.widgets.viewmodel, jugnb.widgets.model, jugnb.widgets.static, jugnb.widgets.browsing"
+    code = (
+        f"import {modules}, sys\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipywidgets'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""
