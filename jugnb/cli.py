@@ -26,15 +26,18 @@ from .export import export_notebook
 from .jugfile import write_jugfile
 from .project import Project
 
-OWN_COMMANDS = ("export",)
+OWN_COMMANDS = ("export", "workers")
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
+       jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
 Run the Jug task graph defined by a notebook's %%jugfile cells.
 
   export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
+  workers       show the background workers a kernel started for the notebook; --stop drains them,
+                --now terminates them (and releases the locks they held)
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
@@ -64,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] == "export":
         return _export(argv[1:])
+    if argv[0] == "workers":
+        return _workers(argv[1:])
     return run_child([sys.executable, "-m", "jugnb.jugrun", *argv])
 
 
@@ -110,6 +115,36 @@ def _export(argv: list[str]) -> int:
         return 2
     state = "wrote" if changed else "unchanged:"
     print(f"{state} {output} (module {project.module}, {len(jugfile.fragments)} %%jugfile cells)")
+    return 0
+
+
+def _workers(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jugnb workers", description="Show (and stop) the workers a kernel started for a notebook."
+    )
+    parser.add_argument("notebook", type=Path, help="the .ipynb file")
+    parser.add_argument("--module", help="module name, if the notebook's kernel used another one")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--stop", action="store_true", help="drain: each worker finishes its task, then exits")
+    group.add_argument("--now", action="store_true", help="terminate now and release the locks they held")
+    args = parser.parse_args(argv)
+    from .workers import NotRunning, WorkerPool
+
+    try:
+        project = Project.for_notebook(args.notebook, args.module, flag="--module")
+        pool = WorkerPool.reattach(project.state_dir, project.module)
+    except NotRunning as err:
+        print(f"No workers are running for {args.notebook} ({err})")
+        return 0
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    for info in pool.workers():
+        task = f"  {info.task}" if info.task else ""
+        print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
+    if args.stop or args.now:
+        pool.stop(now=args.now)
+        print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
     return 0
 
 

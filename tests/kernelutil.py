@@ -87,6 +87,10 @@ class Kernel:
         self.client.wait_for_ready(timeout=60)
 
     def shutdown(self) -> None:
-        """Stop the kernel and its channels."""
+        """Stop the kernel (if it still runs) and close every channel and socket."""
         self.client.stop_channels()
-        self.manager.shutdown_kernel(now=False)
+        if self.manager.is_alive():
+            self.manager.shutdown_kernel(now=False)
+        else:
+            self.manager.cleanup_resources()
+        self.manager.context.destroy(linger=0)
