@@ -130,3 +130,46 @@ def test_without_a_subshell_clicks_wait_for_the_cell(kernel: Kernel) -> None:
     while kernel.run("print(len(clicks))").ok().stdout.strip() != "1":
         assert time.monotonic() < deadline, "the queued click was never handled"
         time.sleep(0.1)
+
+
+BVALUE_GRAPH = """\
+%%jugfile --name bv
+import time
+from jug import TaskGenerator, bvalue
+
+@TaskGenerator
+def double(x):
+    time.sleep(0.05)
+    return 2 * x
+
+@TaskGenerator
+def add(values):
+    return sum(values)
+
+total = add([double(i) for i in range(6)])
+n = bvalue(total)
+more = [double(100 + i) for i in range(n // 10)]
+"""
+# What the magics should pass: reload on the kernel's own thread once the barrier's tasks are complete.
+SHOW_RELOADING_PANEL = """\
+%jug execute -j 2 --quiet
+from jugnb.widgets import progress_panel
+_magics = get_ipython().magics_manager.registry["JugMagics"]
+_reload = lambda: get_ipython().kernel.io_loop.add_callback(_magics._reload_past_barrier)
+panel = progress_panel(lambda: _magics.session.graph, _magics._pool, on_barrier_cleared=_reload)
+panel.poller.interval = 0.1
+"""
+
+
+def test_panel_follows_the_graph_past_a_bvalue(kernel: Kernel) -> None:
+    kernel.run("%load_ext jugnb").ok()
+    kernel.run(BVALUE_GRAPH).ok()
+    kernel.run(SHOW_RELOADING_PANEL).ok()
+    deadline = time.monotonic() + 120
+    while kernel.run("print(panel.poller.running)").ok().stdout.strip() == "True":
+        assert time.monotonic() < deadline, "the panel never finished"
+        time.sleep(0.3)  # the kernel is idle in between: the reload can run
+    out = kernel.run("print(panel.view.summary); print([e.kind for e in panel.view.events])").ok().stdout
+    summary, kinds = out.strip().splitlines()
+    assert summary.startswith("All 10 tasks complete"), out  # 6 doubles, add, 30 // 10 doubles after it
+    assert "'barrier'" in kinds and "'reloaded'" in kinds
