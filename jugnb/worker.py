@@ -140,12 +140,11 @@ class Worker:
         from jug.options import parse
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
-        argv = ["execute", self.snapshot, "--jugdir", self.args.jugdir, *self.args.execute_args]
-        options = parse(argv)
-        self._register_hooks(options)
         self.heartbeat.beat("starting", executed=0)
         code = EXIT_FAILED
         try:
+            options = parse(["execute", self.snapshot, "--jugdir", self.args.jugdir, *self.args.execute_args])
+            self._register_hooks(options)
             code = self._execute(options)
         except Reload:
             self._exec_again()
@@ -199,7 +198,6 @@ class Worker:
             if not (finished and barrier):
                 break
             log.info("barrier passed: importing the jugfile again")
-        self.heartbeat.beat("exited")
         print_task_summary_table(
             options, [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
         )

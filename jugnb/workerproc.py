@@ -273,8 +273,10 @@ def handle_exit(
     """Settle a worker that ended: release its locks, record a killed task, describe the exit."""
     ended = time.time()
     beat = read_heartbeat(proc.heartbeat) or {}
-    # A worker ending through its own code always writes "exited" (with its code) last.
-    abnormal = beat.get("state") != "exited"
+    if returncode is not None:
+        abnormal = returncode < 0  # killed by a signal; any exit code means Python exited
+    else:  # not our child: a worker ending through its own code always writes "exited" last
+        abnormal = beat.get("state") != "exited"
     stopped = proc.stop_marker.exists()
     died = abnormal and not stopped
     if returncode is None and not abnormal:
