@@ -5,8 +5,8 @@ start-up, for both sides; each case uses a fresh jugdir (file store) in a tempor
 
 - no-op throughput: N independent tasks that return their argument, 2 workers, tasks per second
   (start to last exit);
-- CPU-bound speed-up: 16 tasks of about 0.5 s of pure-Python CPU each, wall time with 1 worker divided
-  by wall time with 2;
+- CPU-bound speed-up: 20 tasks of about 0.6 s of pure-Python CPU each, wall time with 1 worker divided
+  by wall time with 2 (start-up included, so short runs understate it);
 - post-barrier pick-up: one 1 s task, a ``barrier()``, then 10 tasks of 1.5 s: the seconds from the end
   of the pre-barrier task until the *other* worker (the one that was idle) starts a post-barrier task.
   jug's idle worker sleeps ``--wait-cycle-time`` (12 s) before looking again;
@@ -60,7 +60,7 @@ CPU = (
 @TaskGenerator
 def burn(i):
     x = 0
-    for k in range(5_500_000):  # about 0.5 s of pure-Python work on the reference machine
+    for k in range(10_000_000):  # about 0.6 s of pure-Python work on the reference machine
         x += k * k
     return i
 
@@ -163,7 +163,7 @@ def throughput(root: Path, n: int, repeat: int) -> tuple[float, float]:
 
 
 def speedup(root: Path, repeat: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    case = Case(root, "cpu", CPU.replace("N_TASKS", "16"))
+    case = Case(root, "cpu", CPU.replace("N_TASKS", "20"))
     ours1, jug1 = _paired(repeat, lambda: _span(case.jugnb(1)), lambda: _span(case.jug(1)))
     ours2, jug2 = _paired(repeat, lambda: _span(case.jugnb(2)), lambda: _span(case.jug(2)))
     return (ours1, ours2, ours1 / ours2), (jug1, jug2, jug1 / jug2)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             (o1, o2, ospeed), (j1, j2, jspeed) = speedup(root, args.repeat)
             rows.append(
                 (
-                    "CPU-bound 16 x 0.5 s, -j 1 / -j 2",
+                    "CPU-bound 20 x 0.6 s, -j 1 / -j 2",
                     f"{o1:.1f} / {o2:.1f} s",
                     f"{j1:.1f} / {j2:.1f} s",
                     "",

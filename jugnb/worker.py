@@ -180,6 +180,7 @@ class Worker:
         """``jug execute``'s re-import loop: import, run, and import again past each barrier."""
         import jug.jug
         from jug import task
+        from jug.hooks import jug_hook
         from jug.io import print_task_summary_table
 
         state = jug.jug.ExecutionState()
@@ -198,9 +199,11 @@ class Worker:
             if not (finished and barrier):
                 break
             log.info("barrier passed: importing the jugfile again")
+        jug_hook("execute.finished_pre_status")  # jugfiles may hang summaries on these, as in `jug execute`
         print_task_summary_table(
             options, [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
         )
+        jug_hook("execute.finished_post_status")
         return EXIT_FAILED if failures else 0
 
     def _run_import(self, imported: list[Any], barrier: bool, options: Any, state: Any) -> tuple[bool, bool]:
