@@ -265,6 +265,18 @@ class ExitReport:
     died: bool
     stopped: bool
     events: list[tuple[Any, ...]]
+    returncode: int | None = None
+    ended: float = 0.0
+    message: str = ""
+
+    def apply(self, proc: WorkerProcess) -> None:
+        """Mark ``proc`` as ended (the pool does it under its lock, after any replacement started)."""
+        proc.returncode, proc.ended, proc.died, proc.exit_message = (
+            self.returncode,
+            self.ended,
+            self.died,
+            self.message,
+        )
 
 
 def handle_exit(
@@ -298,8 +310,7 @@ def handle_exit(
         0,
         (kind, proc.worker_id, proc.pid, message, task if running else None, task_hash if running else None),
     )
-    proc.returncode, proc.ended, proc.died, proc.exit_message = returncode, ended, died, message
-    return ExitReport(died, stopped, events)
+    return ExitReport(died, stopped, events, returncode, ended, message)
 
 
 def _release_locks(
@@ -310,6 +321,10 @@ def _release_locks(
         # (the heartbeat leaves "running" before jug releases the lock, never after).
         held = beat.get("hash") if died and beat.get("state") == "running" else None
         return [held] if held and release_redis_lock(jugdir, held) else []
+    if proc.popen is None and process_alive(proc.pid):
+        # Not our child and it ended while nobody watched: its pid now names another process, which
+        # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
+        return []
     return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended)
 
 

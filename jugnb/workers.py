@@ -267,6 +267,8 @@ class WorkerPool(LoggingConfigurable):
             self._emit(
                 PoolEvent(time.time(), "replaced", proc.worker_id, proc.pid, f"replaced by {new.worker_id}")
             )
+        # Only now is the worker marked ended: wait() must not see "all ended" before a replacement exists.
+        report.apply(proc)
         if all(p.ended for p in self._procs):
             self.state = "after"
         self._save()
@@ -281,7 +283,9 @@ class WorkerPool(LoggingConfigurable):
     def poll(self) -> list[PoolEvent]:
         """Read new task records and turn failures of this pool's workers into events; return those."""
         new = []
-        for record in self.records.read_new():
+        with self._lock:  # the record log's offsets are not thread-safe
+            records = self.records.read_new()
+        for record in records:
             if record.status == "failed" and record.worker.startswith(f"{self.pool_id}."):
                 message = f"{record.name} failed on {record.worker}: {record.exc_type}: {record.exc_message}"
                 event = PoolEvent(
@@ -402,7 +406,8 @@ class WorkerPool(LoggingConfigurable):
             raise NotRunning(msg, path=str(pool.state_file))
         pool.state = "running"
         for proc in pool._procs:
-            pool._watch(proc)
+            if proc.ended is None:  # ended ones were settled by the pool that saw them end
+                pool._watch(proc)
         if not pool.detach:
             atexit.register(_shutdown_at_exit, weakref.ref(pool))
         return pool
