@@ -576,3 +576,19 @@ def test_redis_workers_record_and_recover_a_killed_worker(nb: Notebook, pools: A
     assert len(counts) == 17 and set(counts.values()) == {1}
     with redis.Redis.from_url(redis_db) as client:
         assert list(client.scan_iter("lock:*")) == []
+
+
+def test_add_more_workers_with_debug_and_aggressive_unload_and_an_event_callback(
+    nb: Notebook, pools: Any
+) -> None:
+    nb.write(SQUARES.format(n=20, sleep=0.05))
+    pool = pools()
+    seen: list[str] = []
+    pool.on_event = lambda event: seen.append(event.kind)
+    pool.start(1, jugdir=nb.jugdir, cwd=nb.folder, execute_args=["--aggressive-unload", "--debug"])
+    added = pool.add(1)
+    assert len(added) == 1 and len(pool.workers()) == 2
+    assert pool.wait(timeout=30)
+    assert seen.count("started") == 2 and seen.count("exited") == 2
+    assert {w.returncode for w in pool.workers()} == {0}
+    assert len(ok_counts(nb.records())) == 21
