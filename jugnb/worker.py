@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -43,6 +42,14 @@ from .heartbeat import Heartbeat
 from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
 from .records import RecordLog
+from .workerenv import (
+    Control,
+    cache_missing_optional_imports,
+    install_signals,
+    read_pointer,
+    stat_key,
+    watch_parent,
+)
 
 log = logging.getLogger("jugnb.worker")
 
@@ -73,18 +80,6 @@ class Reload(Stop):
     """The pointer file names a new jugfile snapshot: restart on it."""
 
 
-class Control:
-    """Why the worker should stop after its current task, if it should (set by signals and threads)."""
-
-    def __init__(self) -> None:
-        self.draining: str | None = None
-
-    def request_drain(self, reason: str) -> None:
-        """Finish the current task, then exit (safe from a signal handler or another thread)."""
-        if self.draining is None:
-            self.draining = reason
-
-
 class Worker:
     """One worker process's loop (see the module docstring).
 
@@ -101,7 +96,7 @@ class Worker:
         self.control = control
         self.pointer = Path(args.state_dir) / f"{args.module}.current"
         self.snapshot = read_pointer(self.pointer)
-        self._pointer_stat = _stat_key(self.pointer)
+        self._pointer_stat = stat_key(self.pointer)
         self.heartbeat = Heartbeat(
             Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
         )
@@ -126,7 +121,7 @@ class Worker:
         """
         if self.control.draining is not None:
             raise Stop(self.control.draining)
-        key = _stat_key(self.pointer)
+        key = stat_key(self.pointer)
         if key != self._pointer_stat:
             self._pointer_stat = key
             if read_pointer(self.pointer) != self.snapshot:
@@ -338,46 +333,6 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
     return out
 
 
-def read_pointer(pointer: Path) -> str:
-    """Return the snapshot path that the pointer file names.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no pointer file (the kernel has not written a jugfile yet).
-    """
-    return pointer.read_text(encoding="utf-8").strip()
-
-
-def _stat_key(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _watch_parent(control: Control, parent_pid: int, interval: float) -> None:
-    """Drain once the kernel that started us is gone (we are re-parented)."""
-    while os.getppid() == parent_pid:
-        time.sleep(interval)
-    log.warning("the kernel (pid %d) is gone: draining", parent_pid)
-    control.request_drain("the kernel is gone")
-
-
-def _install_signals(control: Control) -> None:
-    def drain(_signum: int, _frame: Any) -> None:
-        control.request_drain("asked to drain")
-
-    def terminate(_signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signal.SIGTERM)
-
-    signal.signal(signal.SIGUSR1, drain)
-    signal.signal(signal.SIGTERM, terminate)
-    # Interrupts are for the kernel; only the pool stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the worker's command line (``[options] -- [jug execute options]``)."""
     parser = argparse.ArgumentParser(prog="python -m jugnb.worker")
@@ -408,8 +363,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run one worker; return its exit code (0 done or drained, 1 a task failed, 2 bad setup)."""
     control = Control()
-    _install_signals(control)
+    install_signals(control)
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    cache_missing_optional_imports()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
     try:
@@ -424,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.getppid() != args.parent_pid:
             control.request_drain("the kernel is gone")
         threading.Thread(
-            target=_watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
+            target=watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
         ).start()
     return worker.run()
 
