@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["TaskBrowser", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -24,3 +24,12 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload_ipython_extension as unload
 
     unload(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that `import jugnb` (the CLI, the workers) never imports ipywidgets.
+    if name == "TaskBrowser":
+        from .widgets import TaskBrowser
+
+        return TaskBrowser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

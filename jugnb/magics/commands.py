@@ -69,14 +69,19 @@ def get(name: str) -> Command:
         raise UsageError(f"%jug: unknown subcommand {name!r}. Known: {known}. `%jug help` describes them.") from None
 
 
-def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:
-    """A fresh status of the loaded graph (the reader is kept per graph: refreshes are incremental)."""
-    graph = graph if graph is not None else magics.graph
+def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
+    """The status reader of ``graph``, kept per graph so that refreshes are incremental (thread-safe)."""
     reader = getattr(magics, "_status_reader", None)
     if reader is None or reader[0] is not graph:
         reader = (graph, StatusReader(graph.tasks, graph.store))
         magics._status_reader = reader
-    return reader[1].read()  # type: ignore[no-any-return]
+    return reader[1]  # type: ignore[no-any-return]
+
+
+def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:
+    """A fresh status of the loaded graph."""
+    graph = graph if graph is not None else magics.graph
+    return status_reader(magics, graph).read()
 
 
 def forget_status(magics: Any) -> None:
@@ -117,9 +122,15 @@ class StatusCommand(Command):
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
         parser.add_argument("--short", action="store_true", help="One line per state instead of a table.")
+        parser.add_argument("--watch", action="store_true",
+                            help="Show the live progress panel instead (it updates while other cells run).")
 
-    def run(self, magics: Any, args: Any) -> Rendered:
+    def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
+        if args.watch:
+            from .worker_commands import pool_of
+
+            return magics.show_progress(pool_of(magics))
         snapshot = status_snapshot(magics, graph)
         text, table = status_text(snapshot, short=args.short), status_html(snapshot)
         from .stale_commands import current_staleness, stale_note
@@ -281,6 +292,16 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
         lines.append(f'  "{row.name}" [label="{label}", style=filled, fillcolor={color}];')
     lines += [f'  "{a}" -> "{b}";' for a, b in sorted(edges)]
     return "\n".join([*lines, "}"]) + "\n"
+
+
+class BrowseCommand(Command):
+    """Browse the tasks: filter, preview values, assign, invalidate, retry, tracebacks (a richer jug shell)."""
+
+    name = "browse"
+
+    def run(self, magics: Any, args: Any) -> Any:
+        magics.graph  # noqa: B018 - a jugfile must be loaded
+        return magics.task_browser()
 
 
 class ResetCommand(Command):

@@ -16,6 +16,7 @@ the notebook. ``%jug config`` shows the effective values and where each came fro
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,41 @@ class JugMagics(Magics):
         except JugnbError as err:
             raise UsageError(str(err)) from err
 
-    def show_progress(self, pool: Any) -> Any:
-        """What ``%jug execute`` shows after starting workers (the progress panel, once available)."""
-        return None
+    def show_progress(self, pool: Any) -> None:
+        """Display the live progress panel for the loaded graph and ``pool`` (``None``: records only)."""
+        from ..widgets import progress_panel
+        from .stale_commands import current_staleness
+
+        session = self.session
+        panel = progress_panel(
+            lambda: session.graph,  # runs on the poller's thread: never reloads
+            pool,
+            parent=self,
+            title=session.project.module,
+            reader=lambda graph: commands.status_reader(self, graph),
+            staleness=lambda graph, _snapshot: {
+                r.name: r.stale for r in current_staleness(self, graph).report.rows
+            },
+            on_barrier_cleared=self._schedule_reload,
+        )
+        self.shell.configurables.append(panel.poller)
+        panel.display()
+
+    def task_browser(self) -> Any:
+        """A :class:`~jugnb.widgets.TaskBrowser` on the loaded graph, acting in the notebook's namespace."""
+        from ..widgets import TaskBrowser
+
+        return TaskBrowser(
+            lambda: self.session.graph,
+            namespace=self.shell.user_ns,
+            run_in_kernel=lambda task: self.run_subcommand("run", [task.hash().decode()]),
+        )
+
+    def _schedule_reload(self) -> None:
+        # The poller runs on its own thread; jug's import must happen on the kernel's main thread.
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None:
+            kernel.io_loop.add_callback(self._reload_past_barrier)
 
     def reset(self) -> None:
         """Forget every fragment and the loaded graph, and re-read the configuration (``%jug reset``)."""
@@ -168,6 +201,8 @@ class JugMagics(Magics):
     def close(self) -> None:
         """Stop background activity (``%unload_ext jugnb``); workers keep running."""
         self.shell.events.unregister("pre_run_cell", self._remember_cell_id)
+        if "jugnb.widgets.poller" in sys.modules:
+            sys.modules["jugnb.widgets.poller"].StatusPoller.stop_all()
 
     def _remember_cell_id(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)

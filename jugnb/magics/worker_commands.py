@@ -110,7 +110,9 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
                              execute_args=options.worker_args(), detach=args.detach)
     print(f"Started {len(started)} workers (pids {', '.join(str(w.pid) for w in started)})"
           + (", detached" if args.detach else "") + ". `%jug wait` blocks until they finish.")
-    return magics.show_progress(pool) if not args.quiet else None
+    if not args.quiet:
+        magics.show_progress(pool)
+    return None
 
 
 class WorkersCommand(Command):
