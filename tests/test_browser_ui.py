@@ -57,13 +57,9 @@ def total(xs):
 squares = [square(i) for i in range({N})]
 result = total(squares)
 """,
-    # Until `%jug execute` shows the panel itself, the notebook builds it from the magics' pool.
-    """%jug execute -j 2 --quiet
-from jugnb.widgets import progress_panel
-_magics = get_ipython().magics_manager.registry["JugMagics"]
-panel = progress_panel(lambda: _magics.session.graph, _magics._pool, title="progress")
-panel.poller.interval = 0.25
-panel.display();
+    """%config StatusPoller.interval = 0.25
+%jug execute -j 2
+panel = get_ipython().magics_manager.registry["JugMagics"].panel
 """,
     # Busy for a while once the work is done: the test clicks "Refresh" meanwhile.
     """import time

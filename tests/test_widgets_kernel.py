@@ -34,14 +34,10 @@ def total(xs):
 squares = [square(i) for i in range(20)]
 result = total(squares)
 """
-# Until `%jug execute` shows the panel itself, the notebook builds it from the magics' pool.
 SHOW_PANEL = """\
-%jug execute -j 2 --quiet
-from jugnb.widgets import progress_panel
-_magics = get_ipython().magics_manager.registry["JugMagics"]
-panel = progress_panel(lambda: _magics.session.graph, _magics._pool, title="analysis")
-panel.poller.interval = 0.2
-panel.display();
+%config StatusPoller.interval = 0.2
+%jug execute -j 2
+panel = get_ipython().magics_manager.registry["JugMagics"].panel
 """
 WAIT = """\
 import time
@@ -150,14 +146,11 @@ total = add([double(i) for i in range(6)])
 n = bvalue(total)
 more = [double(100 + i) for i in range(n // 10)]
 """
-# What the magics should pass: reload on the kernel's own thread once the barrier's tasks are complete.
+# The panel %jug execute shows reloads the jugfile on the kernel's own thread once a barrier clears.
 SHOW_RELOADING_PANEL = """\
-%jug execute -j 2 --quiet
-from jugnb.widgets import progress_panel
-_magics = get_ipython().magics_manager.registry["JugMagics"]
-_reload = lambda: get_ipython().kernel.io_loop.add_callback(_magics._reload_past_barrier)
-panel = progress_panel(lambda: _magics.session.graph, _magics._pool, on_barrier_cleared=_reload)
-panel.poller.interval = 0.1
+%config StatusPoller.interval = 0.1
+%jug execute -j 2
+panel = get_ipython().magics_manager.registry["JugMagics"].panel
 """
 
 

@@ -69,6 +69,7 @@ class JugMagics(Magics):
         self._cell_id: str | None = None
         self._bound: dict[str, Any] = {}
         self._pool: Any = None
+        self.panel: Any = None  # the last progress panel shown
         self._status_reader: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell_id)
@@ -175,6 +176,7 @@ class JugMagics(Magics):
             on_barrier_cleared=self._schedule_reload,
         )
         self.shell.configurables.append(panel.poller)
+        self.panel = panel
         panel.display()
 
     def task_browser(self) -> Any:
