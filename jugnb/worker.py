@@ -44,7 +44,6 @@ from .recorder import TaskRecorder
 from .records import RecordLog
 from .workerenv import (
     Control,
-    cache_missing_optional_imports,
     install_signals,
     read_pointer,
     stat_key,
@@ -365,7 +364,6 @@ def main(argv: list[str] | None = None) -> int:
     control = Control()
     install_signals(control)
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    cache_missing_optional_imports()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
     try:

@@ -8,15 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("jugnb.worker")
 
-# Optional imports that jug retries for every result it stores (see cache_missing_optional_imports).
-_OPTIONAL_IMPORTS = ("polars",)
 
 
 class Control:
@@ -49,21 +46,6 @@ def stat_key(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def cache_missing_optional_imports() -> None:
-    """Make jug's per-result ``import polars`` fail at once when polars is not installed.
-
-    ``file_store.dump`` tries ``import polars`` for every result it writes, and a failed import is not
-    cached: each one searches ``sys.path`` again (about 70 us, as much as all of jugnb's own per-task
-    work). ``None`` in ``sys.modules`` is Python's own "not importable" mark. Checked once at start-up,
-    so an installed polars is never hidden.
-    """
-    import importlib.util
-
-    for name in _OPTIONAL_IMPORTS:
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def watch_parent(control: Control, parent_pid: int, interval: float) -> None:
