@@ -13,6 +13,7 @@ file had when the task started and its size at the failure.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import stat
@@ -24,8 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .fingerprint import FingerprintStore, TaskFingerprinter
 from .heartbeat import Heartbeat
 from .records import RecordLog, TaskRecord
+
+log = logging.getLogger(__name__)
 
 TAIL_LINES = 40
 TAIL_BYTES = 8192
@@ -46,6 +50,9 @@ class TaskRecorder:
         The snapshot being run (written into every record).
     log_path : Path, optional
         The worker's log file, which its stdout and stderr append to (output tails are cut from it).
+    fingerprints : FingerprintStore, optional
+        Where the normalised code of each computed task goes; its digest is written into the task's record
+        (issue: code-change staleness). ``None`` records no fingerprint.
     """
 
     def __init__(
@@ -55,8 +62,11 @@ class TaskRecorder:
         worker_id: str,
         jugfile: str,
         log_path: Path | None = None,
+        fingerprints: FingerprintStore | None = None,
     ) -> None:
         self.records = records
+        self.fingerprints = fingerprints
+        self.fingerprinter: TaskFingerprinter | None = None
         self.log_path = log_path
         self.heartbeat = heartbeat
         self.worker_id = worker_id
@@ -96,6 +106,26 @@ class TaskRecorder:
 
         task.run = run
 
+    def use_jugfile(self, namespace: dict[str, Any]) -> None:
+        """Fingerprint tasks with the code of the jugfile just imported (call after every ``jug.init``)."""
+        try:
+            self.fingerprinter = TaskFingerprinter.for_namespace(namespace)
+        except Exception:  # a fingerprint is a diagnosis: it must never stop a worker
+            log.warning("cannot fingerprint this jugfile; its results will show as 'unknown'", exc_info=True)
+            self.fingerprinter = None
+
+    def _fingerprint(self, task: Any) -> str | None:
+        if self.fingerprinter is None or self.fingerprints is None:
+            return None
+        try:
+            fingerprint = self.fingerprinter(task)
+            # Saved before the record is written, so readers never see a digest whose source is missing.
+            self.fingerprints.save(fingerprint)
+        except Exception:
+            log.warning("cannot fingerprint %s; its result will show as unknown", task.name, exc_info=True)
+            return None
+        return fingerprint.digest
+
     def executed1(self, task: Any) -> None:
         """``execute.task-executed1``: count the task (its record is already written)."""
         self.executed[task.name] += 1
@@ -117,6 +147,8 @@ class TaskRecorder:
                 "traceback": "".join(traceback.format_exception(err)),
                 "output_tail": _output_tail(self.log_path, offset),
             }
+        elif status == "ok":
+            details = {"fingerprint": self._fingerprint(task)}
         record = TaskRecord(
             name=task.name,
             hash=_hex(task),

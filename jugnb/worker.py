@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import JugnbError
+from .fingerprint import FingerprintStore
 from .heartbeat import Heartbeat
 from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
@@ -105,6 +106,7 @@ class Worker:
             args.worker_id,
             self.snapshot,
             Path(args.log) if args.log else None,
+            fingerprint_store(args.jugdir),
         )
         self.store: Any = None
         self._scan_cost = 0.0
@@ -184,6 +186,7 @@ class Worker:
             self.store, jugspace = jug.jug.init(
                 options.jugfile, options.jugdir, on_error="propagate", store=self.store
             )
+            self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
                     t.hash()
@@ -357,6 +360,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.execute_args[:1] == ["--"]:
         args.execute_args = args.execute_args[1:]
     return args
+
+
+def fingerprint_store(jugdir: str) -> FingerprintStore | None:
+    """Where the worker saves fingerprints; ``None`` when the jugdir has no place for them."""
+    try:
+        return FingerprintStore.for_jugdir(jugdir)
+    except JugnbError as err:
+        log.warning("no code fingerprints will be recorded: %s", err)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
