@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
     try:
         snapshot, jug_argv = resolve(argv)
+        return run_jug(snapshot, jug_argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -35,7 +36,6 @@ def main(argv: list[str]) -> int:
         msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
         print(f"jugnb: error: {msg}", file=sys.stderr)
         return 2
-    return run_jug(snapshot, jug_argv)
 
 
 def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -112,11 +112,21 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
     from jug.options import parse
     from jug.subcommands import cmdapi
 
-    options = parse(argv)
+    dry = argv[:1] == ["execute"] and "--dry-run" in argv
+    options = parse([a for a in argv if a != "--dry-run"] if dry else argv)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot
     jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
+    if options.subcommand == "execute" and snapshot is not None:
+        from .cli_execute import dry_run, install_recorder
+
+        if dry:
+            print(dry_run(snapshot, options.jugdir))
+            return 0
+        install_recorder(snapshot, options.jugdir)
+    elif dry:
+        raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
     store = jugspace = None
     try:
         # The subcommands that jug.jug.main lets import the jugfile themselves.

@@ -171,3 +171,21 @@ def run_reason(record: TaskRecord | None) -> str:
     if record is None:
         return "new"
     return "invalidated" if record.status == "ok" else "failed"
+
+
+def plan_text(plan: Plan) -> str:
+    """A dry-run plan as a table (reason, task name, tasks, expected seconds) and a closing sentence."""
+    rows = [
+        (g.reason, g.name, str(g.count), f"{g.seconds:.1f} s" if g.seconds is not None else "unknown")
+        for g in plan.groups
+    ]
+    if not rows:
+        return "Nothing to run: every task is complete and none is stale."
+    header = ("reason", "task name", "tasks", "expected")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    untimed = f" ({plan.untimed} without a recorded duration)" if plan.untimed else ""
+    lines.append(
+        f"Would run {plan.task_count} tasks, about {plan.seconds:.1f} s of CPU time{untimed}; nothing was run."
+    )
+    return "\n".join(lines)

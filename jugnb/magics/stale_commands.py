@@ -12,7 +12,7 @@ from typing import Any
 from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..inkernel import find_task
 from ..loader import LoadedGraph
-from ..plan import Plan
+from ..plan import plan_text
 from ..records import RecordLog, TaskRecord
 from ..staleness import StalenessReport, classify, dry_run_plan, why
 from ..status import StatusSnapshot
@@ -88,18 +88,3 @@ def dry_run(magics: Any) -> Rendered:
     """What ``%jug execute`` would run, grouped by task name and reason, with the expected cost; runs nothing."""
     state = current_staleness(magics)
     return preformatted(plan_text(dry_run_plan(state.graph.tasks, state.snapshot, state.report, state.records)))
-
-
-def plan_text(plan: Plan) -> str:
-    """A dry-run plan as a table: reason, task name, count, expected seconds."""
-    rows = [(g.reason, g.name, str(g.count), f"{g.seconds:.1f} s" if g.seconds is not None else "unknown")
-            for g in plan.groups]
-    if not rows:
-        return "Nothing to run: every task is complete and none is stale."
-    header = ("reason", "task name", "tasks", "expected")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
-    untimed = f" ({plan.untimed} without a recorded duration)" if plan.untimed else ""
-    lines.append(f"Would run {plan.task_count} tasks, about {plan.seconds:.1f} s of CPU time{untimed}; "
-                 "nothing was run.")
-    return "\n".join(lines)

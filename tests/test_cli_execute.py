@@ -1,0 +1,49 @@
+"""What jugnb execute adds to jug's execute: records with code fingerprints, and --dry-run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import write_notebook
+
+CELLS = [
+    "%%jugfile --name tasks\nfrom jug import TaskGenerator\n\nSCALE = 3\n\n@TaskGenerator\ndef scaled(x):\n"
+    "    return x * SCALE\n\n@TaskGenerator\ndef total(xs):\n    return sum(xs)\n\n"
+    "parts = [scaled(i) for i in range(4)]\nresult = total(parts)\n",
+]
+
+
+def records(project: Path) -> list[dict[str, object]]:
+    folder = project / "analysis.jugdata.jugnb" / "records"
+    return [json.loads(line) for path in folder.iterdir() for line in path.read_text().splitlines()]
+
+
+def test_execute_writes_a_record_with_fingerprint_per_task(project: Path, run: Callable[..., object]) -> None:
+    notebook = write_notebook(project / "analysis.ipynb", CELLS)
+    result = run("jugnb", "execute", notebook, cwd=project)
+    assert result.returncode == 0, result.stderr
+    written = records(project)
+    assert sorted(r["name"] for r in written) == ["analysis.scaled"] * 4 + ["analysis.total"]
+    assert all(r["status"] == "ok" and r["fingerprint"] and r["duration"] is not None for r in written)
+
+
+def test_dry_run_lists_and_runs_nothing_then_sees_code_changes(project: Path, run: Callable[..., object]) -> None:
+    notebook = write_notebook(project / "analysis.ipynb", CELLS)
+    plan = run("jugnb", "execute", notebook, "--dry-run", cwd=project)
+    assert plan.returncode == 0, plan.stderr
+    assert "new      analysis.scaled  4" in plan.stdout and "waiting  analysis.total" in plan.stdout
+    assert "nothing was run" in plan.stdout
+    assert not (project / "analysis.jugdata").exists() or not any((project / "analysis.jugdata").iterdir())
+    run("jugnb", "execute", notebook, cwd=project)
+    write_notebook(project / "analysis.ipynb", [CELLS[0].replace("SCALE = 3", "SCALE = 4")])
+    plan = run("jugnb", "execute", notebook, "--dry-run", cwd=project)
+    assert "code changed but kept      analysis.scaled  4" in plan.stdout
+    assert "upstream changed but kept  analysis.total   1" in plan.stdout
+
+
+def test_dry_run_needs_a_notebook(project: Path, run: Callable[..., object]) -> None:
+    (project / "plain.py").write_text("x = 1\n")
+    result = run("jugnb", "execute", "plain.py", "--dry-run", cwd=project)
+    assert result.returncode == 2 and "--dry-run needs a notebook" in result.stderr
