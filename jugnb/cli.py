@@ -77,7 +77,9 @@ def _export_parser() -> argparse.ArgumentParser:
         prog="jugnb export", description="Write a notebook's jugfile, a plain Python file that jug runs."
     )
     parser.add_argument("notebook", type=Path, help="the .ipynb file")
-    parser.add_argument("-o", "--output", type=Path, help="output file (default: <module>.py beside the notebook)")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="output file (default: <module>.py beside the notebook)"
+    )
     parser.add_argument(
         "--name",
         "--module",
@@ -167,4 +169,3 @@ def run_child(command: list[str]) -> int:
                 continue
     finally:
         signal.signal(signal.SIGTERM, previous)
-

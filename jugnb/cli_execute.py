@@ -90,5 +90,7 @@ def dry_run(snapshot: str, jugdir: str) -> str:
     report = classify(tasks, snapshot_status.hashes("complete"), fingerprints, records)
     text = plan_text(dry_run_plan(tasks, snapshot_status, report, records))
     if namespace.get("__jug__hasbarrier__"):
-        text += "\nThe jugfile stops at a barrier or bvalue: tasks after it are not defined yet and not listed."
+        text += (
+            "\nThe jugfile stops at a barrier or bvalue: tasks after it are not defined yet and not listed."
+        )
     return text

@@ -28,7 +28,7 @@ class ExecuteOptions:
     debug: bool = False
 
     def jug_options(self) -> Any:
-        """A jug ``Options`` object for ``execution_loop``: jug's defaults, these overrides, no waiting."""
+        """Return a jug ``Options`` for ``execution_loop``: jug's defaults, these overrides, no waiting."""
         from jug.options import Options, default_options
 
         options = Options(default_options)
@@ -45,14 +45,18 @@ class ExecuteOptions:
         return options
 
     def worker_args(self) -> list[str]:
-        """The same options as ``jug execute`` command-line arguments."""
+        """Return the same options as ``jug execute`` command-line arguments."""
         args = []
         if self.name is not None:
             args += ["--name", self.name]
         if self.pattern is not None:
             args += ["--pattern", self.pattern]
-        flags = {"--keep-going": self.keep_going, "--keep-failed": self.keep_failed,
-                 "--aggressive-unload": self.aggressive_unload, "--debug": self.debug}
+        flags = {
+            "--keep-going": self.keep_going,
+            "--keep-failed": self.keep_failed,
+            "--aggressive-unload": self.aggressive_unload,
+            "--debug": self.debug,
+        }
         return args + [flag for flag, on in flags.items() if on]
 
 
@@ -103,7 +107,7 @@ def _unregister_hook(name: str, function: Any) -> None:
 
 
 def find_task(tasks: Sequence[Any], spec: str) -> Any:
-    """The task that ``spec`` names: a hash prefix (at least 6 hex digits) or ``name`` / ``name[i]``.
+    """Return the task that ``spec`` names: a hash prefix (at least 6 hex digits) or ``name`` / ``name[i]``.
 
     Raises
     ------
@@ -124,7 +128,9 @@ def find_task(tasks: Sequence[Any], spec: str) -> Any:
         return found[0]
     if not found:
         raise JugnbError(f"No task matches {spec!r}: give a hash prefix or a task name, e.g. `score[3]`.")
-    raise JugnbError(f"{len(found)} tasks match {spec!r}: add an index (`{spec}[0]` .. `{spec}[{len(found) - 1}]`).")
+    raise JugnbError(
+        f"{len(found)} tasks match {spec!r}: add an index (`{spec}[0]` .. `{spec}[{len(found) - 1}]`)."
+    )
 
 
 def run_task(task: Any, *, save: bool = False) -> Any:

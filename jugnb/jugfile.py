@@ -125,7 +125,7 @@ class Fragment:
         return self.name if self.name is not None else self.cell_id
 
     def comment(self, ordinal: int) -> str:
-        """The comment line that precedes this fragment in the jugfile (``ordinal`` is 1-based).
+        """Return the comment line that precedes this fragment in the jugfile (``ordinal`` is 1-based).
 
         It names the cell by its key only (``--name`` label, else cell id), which is what both the kernel and
         ``jugnb export`` know when a cell is named, so the two files stay byte-identical even under
@@ -239,7 +239,9 @@ def check_fragment(fragment: Fragment, ordinal: int) -> None:
         line = (err.lineno or 1) + 1
         code = (err.text or "").rstrip("\n").strip()
         if _IPYTHON_SYNTAX.match(code):
-            raise CellError(_IPYTHON_LINE.format(where=where, line=line, code=code), cell=where, line=line) from None
+            raise CellError(
+                _IPYTHON_LINE.format(where=where, line=line, code=code), cell=where, line=line
+            ) from None
         message = _SYNTAX.format(where=where, line=line, msg=err.msg, code=code)
         raise CellError(message, cell=where, line=line) from None
 
@@ -274,9 +276,7 @@ def assemble(fragments: Sequence[Fragment], source_name: str) -> Jugfile:
         starts.append(line + 2)
         line += chunk.count("\n")
         chunks.append(chunk)
-    normalized = tuple(
-        Fragment(f.body.rstrip(), f.cell_id, f.name, f.index) for f in fragments
-    )
+    normalized = tuple(Fragment(f.body.rstrip(), f.cell_id, f.name, f.index) for f in fragments)
     jugfile = Jugfile("".join(chunks), normalized, tuple(starts))
     _check_joined(jugfile)
     return jugfile

@@ -75,7 +75,7 @@ def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _jugfile_position(argv: list[str]) -> int | None:
-    """Index of jug's positional jugfile argument in ``argv``, using jug's own parser to skip option values."""
+    """Index of jug's positional jugfile argument in ``argv`` (jug's own parser tells option values apart)."""
     from jug.options import build_parser
 
     if not argv:

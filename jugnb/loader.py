@@ -84,9 +84,11 @@ class LoadedGraph:
         return str(self.namespace["__name__"])
 
     def public_names(self) -> dict[str, Any]:
-        """The module's public names (not starting with ``_``), excluding imported modules."""
+        """Return the module's public names (not starting with ``_``), excluding imported modules."""
         return {
-            k: v for k, v in self.namespace.items() if not k.startswith("_") and not isinstance(v, types.ModuleType)
+            k: v
+            for k, v in self.namespace.items()
+            if not k.startswith("_") and not isinstance(v, types.ModuleType)
         }
 
 
@@ -214,11 +216,14 @@ def _import_error(err: Exception, jugfile: Jugfile, snapshot: Path, jugdir: Jugd
         frames.append(traceback.FrameSummary(str(snapshot), err.lineno or 0, "<module>", line=err.text))
     error = redact_text("".join(traceback.format_exception_only(type(err), err)).rstrip(), jugdir.spec)
     if not frames:
-        return JugfileImportError(f"Importing the jugfile failed: {error}\nThe previous jugfile stays loaded.")
+        return JugfileImportError(
+            f"Importing the jugfile failed: {error}\nThe previous jugfile stays loaded."
+        )
     last = frames[-1]
     where = jugfile.describe_line(last.lineno or 0)
     calls = "".join(
-        f"  called from {jugfile.describe_line(f.lineno or 0)}: {(f.line or '').strip()}\n" for f in frames[:-1]
+        f"  called from {jugfile.describe_line(f.lineno or 0)}: {(f.line or '').strip()}\n"
+        for f in frames[:-1]
     )
     message = _IMPORT_FAILED.format(where=where, code=(last.line or "").strip(), error=error, frames=calls)
     found = jugfile.locate(last.lineno or 0)

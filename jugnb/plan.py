@@ -174,7 +174,7 @@ def run_reason(record: TaskRecord | None) -> str:
 
 
 def plan_text(plan: Plan) -> str:
-    """A dry-run plan as a table (reason, task name, tasks, expected seconds) and a closing sentence."""
+    """Return a dry-run plan as a table (reason, task name, tasks, expected seconds) and a summary."""
     rows = [
         (g.reason, g.name, str(g.count), f"{g.seconds:.1f} s" if g.seconds is not None else "unknown")
         for g in plan.groups
@@ -186,6 +186,7 @@ def plan_text(plan: Plan) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     untimed = f" ({plan.untimed} without a recorded duration)" if plan.untimed else ""
     lines.append(
-        f"Would run {plan.task_count} tasks, about {plan.seconds:.1f} s of CPU time{untimed}; nothing was run."
+        f"Would run {plan.task_count} tasks, about {plan.seconds:.1f} s of CPU time{untimed}; "
+        "nothing was run."
     )
     return "\n".join(lines)

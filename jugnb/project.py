@@ -31,7 +31,9 @@ _SHADOWS = (
     "registers the jugfile as sys.modules['{name}'], which would break every import of it. Rename the "
     "notebook, or pick another module name with `{flag} OTHER_NAME`."
 )
-_NOT_IDENTIFIER = "`{name}` is not a valid module name: use letters, digits and underscores, not starting with a digit."
+_NOT_IDENTIFIER = (
+    "`{name}` is not a valid module name: use letters, digits and underscores, not starting with a digit."
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        """jugnb's own folder beside the notebook (created with a ``.gitignore`` on first use)."""
+        """Jugnb's own folder beside the notebook (created with a ``.gitignore`` on first use)."""
         return self.folder / STATE_DIR_NAME
 
     def snapshot(self, text: str) -> Path:
@@ -124,8 +126,12 @@ def _importable_origin(name: str, excluded: set[str]) -> str | None:
         return "built-in"
     if name in sys.stdlib_module_names:
         return "the standard library"
-    path = [p for p in sys.path if os.path.abspath(p or ".") not in {os.path.abspath(e or ".") for e in excluded}]
+    path = [
+        p for p in sys.path if os.path.abspath(p or ".") not in {os.path.abspath(e or ".") for e in excluded}
+    ]
     spec = importlib.machinery.PathFinder.find_spec(name, path)
     if spec is None:
         return None
-    return spec.origin or (spec.submodule_search_locations and list(spec.submodule_search_locations)[0]) or name
+    return (
+        spec.origin or (spec.submodule_search_locations and list(spec.submodule_search_locations)[0]) or name
+    )

@@ -46,7 +46,7 @@ class NotebookSession:
         return self.project.state_dir / f"{self.project.module}.current"
 
     def with_fragment(self, fragment: Fragment) -> tuple[list[Fragment], int]:
-        """The fragment list after running ``fragment``, and its 1-based ordinal (``self`` is unchanged)."""
+        """Return the fragment list after running ``fragment``, and its 1-based ordinal."""
         fragments = list(self.fragments)
         for position, existing in enumerate(fragments):
             same_key = fragment.key is not None and existing.key == fragment.key
@@ -110,7 +110,7 @@ class NotebookSession:
         self.fragments, self.graph = [], None
 
     def current_jugfile(self) -> Jugfile | None:
-        """The assembled jugfile of the loaded graph, if any."""
+        """Return the assembled jugfile of the loaded graph, if any."""
         return self.graph.jugfile if self.graph is not None else None
 
     def _reusable_store(self) -> Any:

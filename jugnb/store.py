@@ -83,7 +83,7 @@ class Jugdir:
 
 
 def kind_of(spec: str) -> str:
-    """The kind of store a jugdir string selects, following ``jug.backends.select``."""
+    """Return the kind of store a jugdir string selects, following ``jug.backends.select``."""
     if spec.startswith("redis:"):
         return "redis"
     if spec == "dict_store":

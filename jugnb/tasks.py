@@ -16,7 +16,7 @@ from .errors import JugnbError
 
 
 def base_task(t: Any) -> Any:
-    """The Task behind a Tasklet (or ``t`` itself)."""
+    """Return the Task behind a Tasklet (or ``t`` itself)."""
     from jug.task import Tasklet
 
     while isinstance(t, Tasklet):
@@ -25,7 +25,7 @@ def base_task(t: Any) -> Any:
 
 
 def task_matcher(name: str | None = None, pattern: str | None = None) -> Callable[[str], bool]:
-    """jug's task-name matcher for ``--name``/``--pattern``.
+    """Jug's task-name matcher for ``--name``/``--pattern``.
 
     Raises
     ------
@@ -84,7 +84,9 @@ class Removal:
         return sum(self.results.values())
 
 
-def invalidate(store: Any, tasks: Sequence[Any], selected: Iterable[Any], *, dry_run: bool = False) -> Removal:
+def invalidate(
+    store: Any, tasks: Sequence[Any], selected: Iterable[Any], *, dry_run: bool = False
+) -> Removal:
     """Remove the results of ``selected`` and of everything downstream (jug's recursive invalidate).
 
     Parameters
@@ -112,7 +114,7 @@ def invalidate(store: Any, tasks: Sequence[Any], selected: Iterable[Any], *, dry
 
 
 def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: bool = False) -> Removal:
-    """jug's cleanup: remove results no task of the graph uses, and/or locks.
+    """Jug's cleanup: remove results no task of the graph uses, and/or locks.
 
     Parameters
     ----------

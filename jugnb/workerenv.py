@@ -15,7 +15,6 @@ from typing import Any
 log = logging.getLogger("jugnb.worker")
 
 
-
 class Control:
     """Why the worker should stop after its current task, if it should (set by signals and threads)."""
 

@@ -37,7 +37,7 @@ class CellResult:
 
 
 class Kernel:
-    """A Python kernel started in ``cwd``; ``notebook`` is revealed as Jupyter Server does (JPY_SESSION_NAME)."""
+    """A Python kernel started in ``cwd``; ``notebook`` is revealed as Jupyter Server does it."""
 
     def __init__(self, cwd: Path, notebook: str | None = None, startup_timeout: float = 60) -> None:
         env = dict(os.environ)
@@ -52,8 +52,14 @@ class Kernel:
 
     def run(self, code: str, cell_id: str | None = None, timeout: float = 120) -> CellResult:
         """Execute ``code`` (sending ``cell_id`` like JupyterLab when given) and collect its output."""
-        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                   "allow_stdin": False, "stop_on_error": True}
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
         metadata = {"cellId": cell_id} if cell_id is not None else {}
         msg = self.client.session.msg("execute_request", content, metadata=metadata)
         self.client.shell_channel.send(msg)

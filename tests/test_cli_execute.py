@@ -29,7 +29,9 @@ def test_execute_writes_a_record_with_fingerprint_per_task(project: Path, run: C
     assert all(r["status"] == "ok" and r["fingerprint"] and r["duration"] is not None for r in written)
 
 
-def test_dry_run_lists_and_runs_nothing_then_sees_code_changes(project: Path, run: Callable[..., object]) -> None:
+def test_dry_run_lists_and_runs_nothing_then_sees_code_changes(
+    project: Path, run: Callable[..., object]
+) -> None:
     notebook = write_notebook(project / "analysis.ipynb", CELLS)
     plan = run("jugnb", "execute", notebook, "--dry-run", cwd=project)
     assert plan.returncode == 0, plan.stderr

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-
 from conftest import BIN, read_cells
+from IPython.core.interactiveshell import InteractiveShell
 
 SAMPLES = ["constructs", "barrier", "bvalue", "compound", "mapreduce", "tasklets", "jug_execute", "simple"]
 
@@ -22,8 +21,14 @@ print(json.dumps(sorted(t.hash().decode() for t in jug.task.alltasks)))
 
 
 def plain_hashes(project: Path, jugfile: Path) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", PLAIN_JUG, str(jugfile), "sample.jugdata"], cwd=project,
-                         capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PLAIN_JUG, str(jugfile), "sample.jugdata"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -32,8 +37,13 @@ def kernel_hashes(ip: InteractiveShell) -> list[str]:
 
 
 def jug_status_total(project: Path, jugfile: Path) -> list[str]:
-    out = subprocess.run([str(BIN / "jug"), "status", str(jugfile), "--jugdir", "sample.jugdata"], cwd=project,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(BIN / "jug"), "status", str(jugfile), "--jugdir", "sample.jugdata"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return out.stdout.strip().splitlines()[-1].split()[:5]
 
 
@@ -64,8 +74,13 @@ def test_cells_give_plain_jug_hashes_and_status(sample: str, ip: InteractiveShel
     # Run everything with plain jug (past barriers), then compare hashes and status once more. The cells run
     # again because what some constructs define depends on the results (a computed CompoundTask is one
     # task instead of its inner graph), for plain jug's import too.
-    subprocess.run([str(BIN / "jug"), "execute", str(snapshot), "--jugdir", "sample.jugdata"], cwd=project,
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(BIN / "jug"), "execute", str(snapshot), "--jugdir", "sample.jugdata"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     run_cells(ip, sample)
     kernel_total = ip.run_line_magic("jug", "status").text.strip().splitlines()[-1].split()[:5]
     assert kernel_hashes(ip) == plain_hashes(project, snapshot)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import BIN, write_notebook
+from kernelutil import Kernel
 from nbclient import NotebookClient
 
 from jugnb.export import export_notebook
-
-from conftest import BIN, write_notebook
-from kernelutil import Kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -60,8 +59,9 @@ def plain_jug_hashes(project: Path, jugfile: Path) -> list[str]:
         f"jug.init({str(jugfile)!r}, 'analysis.jugdata')\n"
         "print(json.dumps(sorted(t.hash().decode() for t in jug.task.alltasks)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
-                         check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True, timeout=60
+    )
     return json.loads(out.stdout)
 
 
@@ -83,17 +83,24 @@ def test_restart_and_run_all_gives_the_exported_jugfile_and_jug_hashes(
 
 def test_graph_extends_after_bvalue_clears(kernel: Kernel, notebook: Path, project: Path) -> None:
     run_all(kernel, notebook)
-    subprocess.run([str(BIN / "jugnb"), "execute", str(notebook)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(BIN / "jugnb"), "execute", str(notebook)], check=True, capture_output=True, timeout=120
+    )
     result = kernel.run("%jug status").ok()
     assert any("text/html" in d for d in result.data)
-    assert kernel.run("print(len(more), value(more))").ok().stdout.strip() == "12 [20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42]"
+    assert (
+        kernel.run("print(len(more), value(more))").ok().stdout.strip()
+        == "12 [20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42]"
+    )
 
 
 def test_errors_show_cell_and_line_without_traceback(kernel: Kernel, notebook: Path) -> None:
     run_all(kernel, notebook, upto=4)  # stop before the bvalue: later cells would not be imported
     result = kernel.run("%%jugfile\nx = 1\ny = undefined_name\n", cell_id="new-cell")
     # IPython shows a UsageError as one line on stderr, without a traceback.
-    assert result.stderr.startswith("UsageError: Importing the jugfile failed at %%jugfile cell 3 (id new-cell), line 3")
+    assert result.stderr.startswith(
+        "UsageError: Importing the jugfile failed at %%jugfile cell 3 (id new-cell), line 3"
+    )
     assert "NameError" in result.stderr and "Traceback" not in result.text
     assert kernel.run("print(len(get_tasks()))").ok().stdout.strip() == "5"
 
@@ -101,12 +108,15 @@ def test_errors_show_cell_and_line_without_traceback(kernel: Kernel, notebook: P
 def test_nbclient_run_with_named_cells_matches_export(
     project: Path, jug_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cells = ["%load_ext jugnb", *[c.replace("%%jugfile\n", f"%%jugfile --name c{i}\n", 1)
-                                  for i, c in enumerate(CELLS[1:])]]
+    cells = [
+        "%load_ext jugnb",
+        *[c.replace("%%jugfile\n", f"%%jugfile --name c{i}\n", 1) for i, c in enumerate(CELLS[1:])],
+    ]
     path = write_notebook(project / "analysis.ipynb", cells)
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(project)}})
+    client = NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(project)}}
+    )
     monkeypatch.setenv("JPY_SESSION_NAME", "analysis.ipynb")  # what Jupyter Server would set
     client.execute()
     assert kernel_jugfile(project) == export_notebook(path).text

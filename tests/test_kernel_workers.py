@@ -1,4 +1,4 @@
-"""Workers started from a real kernel: the kernel stays responsive, restarts stop them, --detach and re-attach."""
+"""Workers started from a real kernel: responsive kernel, restarts stop them, --detach and re-attach."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from conftest import BIN
 from kernelutil import Kernel
 
@@ -29,14 +28,19 @@ def nap(i):
 
 naps = [nap(i) for i in range(4)]
 """
-PIDS = "import json; print(json.dumps([w.pid for w in get_ipython().magics_manager.registry['JugMagics']._pool.workers()]))"
+PIDS = (
+    "import json; pool = get_ipython().magics_manager.registry['JugMagics']._pool\n"
+    "print(json.dumps([w.pid for w in pool.workers()]))"
+)
 
 
 def gone(pids: list[int], timeout: float) -> bool:
     """Whether every pid has exited (zombies count as exited) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive:
             return True
         time.sleep(0.2)
@@ -85,12 +89,18 @@ def test_cli_sees_and_stops_detached_workers(kernel: Kernel, project: Path, run:
     pids = start_workers(kernel, "--detach")
     import subprocess
 
-    shown = subprocess.run([str(BIN / "jugnb"), "workers", "work.ipynb"], cwd=project, capture_output=True,
-                           text=True, timeout=60)
+    shown = subprocess.run(
+        [str(BIN / "jugnb"), "workers", "work.ipynb"], cwd=project, capture_output=True, text=True, timeout=60
+    )
     assert f"pid {pids[0]}" in shown.stdout
     assert not gone(pids, 1), "looking at the workers must not stop them"
-    stopped = subprocess.run([str(BIN / "jugnb"), "workers", "work.ipynb", "--now"], cwd=project,
-                             capture_output=True, text=True, timeout=60)
+    stopped = subprocess.run(
+        [str(BIN / "jugnb"), "workers", "work.ipynb", "--now"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "Stopped them." in stopped.stdout
     assert gone(pids, 30)
 

@@ -7,15 +7,27 @@ import sys
 
 import pytest
 
-CORE = ["jugnb", "jugnb.cli", "jugnb.jugrun", "jugnb.export", "jugnb.session", "jugnb.loader", "jugnb.tasks",
-        "jugnb.status", "jugnb.render", "jugnb.store", "jugnb.lint"]
+CORE = [
+    "jugnb",
+    "jugnb.cli",
+    "jugnb.jugrun",
+    "jugnb.export",
+    "jugnb.session",
+    "jugnb.loader",
+    "jugnb.tasks",
+    "jugnb.status",
+    "jugnb.render",
+    "jugnb.store",
+    "jugnb.lint",
+]
 
 
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_imports_no_ipython(module: str) -> None:
     code = (
         f"import {module}, sys\n"
-        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in ('IPython', 'ipywidgets', 'ipykernel'))\n"
+        "heavy = ('IPython', 'ipywidgets', 'ipykernel')\n"
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "print(','.join(leaked))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

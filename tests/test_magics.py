@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import BIN, write_notebook
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from jugnb.export import export_notebook
-
-from conftest import BIN, write_notebook
 
 DOUBLE = """\
 from jug import TaskGenerator, bvalue, barrier
@@ -57,8 +56,13 @@ def cell(ip: InteractiveShell, source: str, cell_id: str | None = None) -> tuple
 
 
 def jug_execute(project: Path, jugfile: Path, *extra: str) -> None:
-    subprocess.run([str(BIN / "jug"), "execute", str(jugfile), *extra], cwd=project, check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(BIN / "jug"), "execute", str(jugfile), *extra],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def current_snapshot(project: Path) -> Path:
@@ -134,7 +138,9 @@ def test_magic_inside_jugfile_cell_is_refused(ip: InteractiveShell) -> None:
 
 def test_names_from_ordinary_cells_get_a_warning(ip: InteractiveShell) -> None:
     cell(ip, "scale = 3")
-    _, out = cell(ip, "%%jugfile\nfrom jug import TaskGenerator\n@TaskGenerator\ndef f(x):\n    return x * scale\n")
+    _, out = cell(
+        ip, "%%jugfile\nfrom jug import TaskGenerator\n@TaskGenerator\ndef f(x):\n    return x * scale\n"
+    )
     assert "function `f` uses `scale`, defined only in an ordinary cell" in out
     assert "line 5" in out
 
@@ -210,7 +216,9 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(ip: InteractiveShell
     assert not result.success and "Known: browse, check, cleanup" in out
     cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
     result, out = cell(ip, "%jug invalidate")
-    assert not result.success and "say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale" in out
+    assert (
+        not result.success and "say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale" in out
+    )
 
 
 def test_graph_dot_and_help(ip: InteractiveShell) -> None:

@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import BIN
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-
-from conftest import BIN
 
 HELPERS = """\
 %%jugfile --name helpers
@@ -79,14 +78,20 @@ def test_cosmetic_edit_is_fresh_helper_edit_makes_callers_stale(ip: InteractiveS
     ip.run_cell(TASKS)
     run_workers(ip)
     assert "stale (computed" not in jug(ip, "status")
-    ip.run_cell(HELPERS.replace("def shift(x):", "def shift(x):\n    # a comment and a docstring\n    \"\"\"Doc.\"\"\""))
+    ip.run_cell(
+        HELPERS.replace("def shift(x):", 'def shift(x):\n    # a comment and a docstring\n    """Doc."""')
+    )
     assert "stale (computed" not in jug(ip, "status")
     ip.run_cell(HELPERS.replace("return x + OFFSET", "return x + 2 * OFFSET"))
     status = jug(ip, "status")
     assert "edits.score: 3 stale" in status and "1 depend on stale" in status
     assert "unrelated" not in status.split("Total")[-1]
     why = jug(ip, "why score[0]")
-    assert "code that has changed since" in why and "-    return x + OFFSET" in why and "+    return x + 2 * OFFSET" in why
+    assert (
+        "code that has changed since" in why
+        and "-    return x + OFFSET" in why
+        and "+    return x + 2 * OFFSET" in why
+    )
     plan = jug(ip, "execute --dry-run")
     assert "code changed but kept" in plan and "nothing was run" in plan
     assert "Would invalidate 4 results" in jug(ip, "invalidate --stale --dry-run")
@@ -111,8 +116,12 @@ def test_results_of_plain_jug_are_unknown_never_stale(ip: InteractiveShell, proj
     ip.run_cell(HELPERS)
     ip.run_cell(TASKS)
     snapshot = (project / ".jugnb" / "edits.current").read_text().strip()
-    subprocess.run([str(BIN / "jug"), "execute", snapshot, "--jugdir", "edits.jugdata"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [str(BIN / "jug"), "execute", snapshot, "--jugdir", "edits.jugdata"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     ip.run_cell(HELPERS.replace("return x + OFFSET", "return x - OFFSET"))
     assert "stale (computed" not in jug(ip, "status")
     assert "unknown" in jug(ip, "why score[0]")

@@ -57,7 +57,9 @@ def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveSh
     if pool is not None:
         pool.stop(now=True)
         pids = [w.pid for w in pool.workers()]
-        assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+        assert not any(
+            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
+        )
     shell.run_line_magic("unload_ext", "jugnb")
     InteractiveShell.clear_instance()
     sys.modules.pop("work", None)

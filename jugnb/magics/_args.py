@@ -13,7 +13,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def jugfile_cell_args(func: F) -> F:
-    """The ``%%jugfile`` line's options, declared once in :data:`jugnb.jugfile.JUGFILE_CELL_OPTIONS`.
+    """Return the ``%%jugfile`` line's options, declared once in :data:`jugnb.jugfile.JUGFILE_CELL_OPTIONS`.
 
     ``jugnb export`` parses the same options from saved notebooks, so the two cannot drift apart.
     """

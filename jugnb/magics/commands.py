@@ -40,7 +40,7 @@ class Command:
         return (self.__doc__ or "").strip().splitlines()[0]
 
     def parser(self) -> MagicArgumentParser:
-        """The argument parser of ``%jug <name>``."""
+        """Return the argument parser of ``%jug <name>``."""
         # IPython's help formatter adds the "%" itself.
         parser = MagicArgumentParser(prog=f"jug {self.name}", description=(self.__doc__ or "").strip())
         self.add_arguments(parser)
@@ -55,7 +55,7 @@ class Command:
 
 
 def get(name: str) -> Command:
-    """The command called ``name``.
+    """Return the command called ``name``.
 
     Raises
     ------
@@ -66,11 +66,13 @@ def get(name: str) -> Command:
         return _COMMANDS[name]
     except KeyError:
         known = ", ".join(sorted(_COMMANDS))
-        raise UsageError(f"%jug: unknown subcommand {name!r}. Known: {known}. `%jug help` describes them.") from None
+        raise UsageError(
+            f"%jug: unknown subcommand {name!r}. Known: {known}. `%jug help` describes them."
+        ) from None
 
 
 def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
-    """The status reader of ``graph``, kept per graph so that refreshes are incremental (thread-safe)."""
+    """Return the status reader of ``graph``, kept per graph: refreshes are incremental (thread-safe)."""
     reader = getattr(magics, "_status_reader", None)
     if reader is None or reader[0] is not graph:
         reader = (graph, StatusReader(graph.tasks, graph.store))
@@ -79,7 +81,7 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
 
 
 def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:
-    """A fresh status of the loaded graph."""
+    """Return a fresh status of the loaded graph."""
     graph = graph if graph is not None else magics.graph
     return status_reader(magics, graph).read()
 
@@ -122,8 +124,11 @@ class StatusCommand(Command):
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
         parser.add_argument("--short", action="store_true", help="One line per state instead of a table.")
-        parser.add_argument("--watch", action="store_true",
-                            help="Show the live progress panel instead (it updates while other cells run).")
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="Show the live progress panel instead (it updates while other cells run).",
+        )
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
@@ -137,8 +142,10 @@ class StatusCommand(Command):
 
         notes = [stale_note(current_staleness(magics, graph))]
         if graph.barrier is not None:
-            notes.append(f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
-                         "not defined yet.")
+            notes.append(
+                f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
+                "not defined yet."
+            )
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)
@@ -154,8 +161,12 @@ class CheckCommand(Command):
         total = status_snapshot(magics, graph).total
         complete = total.complete == total.total and graph.barrier is None
         remaining = total.total - total.complete
-        print("All tasks complete." if complete else f"Not complete: {remaining} of {total.total} tasks remain"
-              + (" (and the jugfile stops at a barrier)." if graph.barrier is not None else "."))
+        print(
+            "All tasks complete."
+            if complete
+            else f"Not complete: {remaining} of {total.total} tasks remain"
+            + (" (and the jugfile stops at a barrier)." if graph.barrier is not None else ".")
+        )
         return complete
 
 
@@ -176,22 +187,27 @@ def _selection(args: Any) -> tuple[str | None, str | None]:
 
 
 class InvalidateCommand(Command):
-    """Remove the results of the selected tasks (or of the stale ones) and of everything downstream of them."""
+    """Remove the results of the selected (or stale) tasks and of everything downstream of them."""
 
     name = "invalidate"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
         _add_selection(parser, required=False)
-        parser.add_argument("--stale", action="store_true",
-                            help="Select the results computed by code that changed since (with --target etc.: "
-                            "only those of the matching task names).")
+        parser.add_argument(
+            "--stale",
+            action="store_true",
+            help="Select the results computed by code that changed since (with --target etc.: "
+            "only those of the matching task names).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         name, pattern = _selection(args)
         if not args.stale and name is None and pattern is None:
-            raise UsageError("%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale.")
+            raise UsageError(
+                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale."
+            )
         matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
         if args.stale:
             from .stale_commands import stale_selection
@@ -215,23 +231,42 @@ class CleanupCommand(Command):
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--locks-only", action="store_const", dest="mode", const="locks-only",
-                           help="Remove locks only, keep every result.")
-        group.add_argument("--failed-only", action="store_const", dest="mode", const="failed-only",
-                           help="Remove the locks of failed tasks only.")
-        group.add_argument("--keep-locks", action="store_const", dest="mode", const="keep-locks",
-                           help="Remove unused results only, keep every lock.")
+        group.add_argument(
+            "--locks-only",
+            action="store_const",
+            dest="mode",
+            const="locks-only",
+            help="Remove locks only, keep every result.",
+        )
+        group.add_argument(
+            "--failed-only",
+            action="store_const",
+            dest="mode",
+            const="failed-only",
+            help="Remove the locks of failed tasks only.",
+        )
+        group.add_argument(
+            "--keep-locks",
+            action="store_const",
+            dest="mode",
+            const="keep-locks",
+            help="Remove unused results only, keep every lock.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
-        parser.add_argument("--force", action="store_true",
-                            help="Clean up even though the jugfile stopped at a barrier (deletes valid results "
-                            "of tasks after it).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Clean up even though the jugfile stopped at a barrier (deletes valid results "
+            "of tasks after it).",
+        )
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         mode = args.mode or "all"
         if graph.barrier is not None and mode in ("all", "keep-locks") and not args.force:
             msg = (
-                f"Refusing to clean up: the jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}, so "
+                f"Refusing to clean up: the jugfile stopped at {graph.barrier.kind} in "
+                f"{graph.barrier.where}, so "
                 "the tasks after it are not defined yet and jug would delete their still-valid results. Run "
                 "the tasks it waits for first, or use --locks-only / --failed-only, or --force."
             )
@@ -273,9 +308,14 @@ class GraphCommand(Command):
         dot = shutil.which("dot")
         if args.dot or dot is None:
             if dot is None and not args.dot:
-                print("graphviz's `dot` is not installed (e.g. apt-get install graphviz); here is the DOT source:")
+                print(
+                    "graphviz's `dot` is not installed (e.g. apt-get install graphviz); "
+                    "here is the DOT source:"
+                )
             return preformatted(source)
-        svg = subprocess.run([dot, "-Tsvg"], input=source, capture_output=True, text=True, check=True, timeout=60)
+        svg = subprocess.run(
+            [dot, "-Tsvg"], input=source, capture_output=True, text=True, check=True, timeout=60
+        )
         return SVG(svg.stdout)
 
 
@@ -286,8 +326,10 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
             edges.add((task_ops.base_task(dep).name, t.name))
     lines = ["digraph tasks {", "  rankdir=LR; node [shape=box, fontname=Helvetica];"]
     for row in snapshot.rows:
-        label = (f"{row.name}\\n{row.complete} complete · {row.active} active · {row.ready} ready · "
-                 f"{row.waiting} waiting · {row.failed} failed")
+        label = (
+            f"{row.name}\\n{row.complete} complete · {row.active} active · {row.ready} ready · "
+            f"{row.waiting} waiting · {row.failed} failed"
+        )
         color = "palegreen" if row.complete == row.total else ("salmon" if row.failed else "lightyellow")
         lines.append(f'  "{row.name}" [label="{label}", style=filled, fillcolor={color}];')
     lines += [f'  "{a}" -> "{b}";' for a, b in sorted(edges)]
@@ -295,7 +337,7 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
 
 
 class BrowseCommand(Command):
-    """Browse the tasks: filter, preview values, assign, invalidate, retry, tracebacks (a richer jug shell)."""
+    """Browse the tasks: filter, preview values, assign, invalidate, retry, see tracebacks."""
 
     name = "browse"
 
@@ -325,9 +367,16 @@ class ConfigCommand(Command):
         spec, jugdir_source = magics.jugdir_setting(session.project)
         rows = [
             ("notebook", str(notebook) if notebook else "(unknown)", notebook_source),
-            ("module", session.project.module, "%config JugMagics.module" if magics.module else "notebook name"),
-            ("jugdir", str(session.jugdir), f"{jugdir_source}; configured as {spec!r}"
-             if "%" in spec else jugdir_source),
+            (
+                "module",
+                session.project.module,
+                "%config JugMagics.module" if magics.module else "notebook name",
+            ),
+            (
+                "jugdir",
+                str(session.jugdir),
+                f"{jugdir_source}; configured as {spec!r}" if "%" in spec else jugdir_source,
+            ),
             ("state folder", str(session.project.state_dir), "beside the notebook"),
             ("show_summary", str(magics.show_summary), "%config JugMagics.show_summary"),
         ]

@@ -45,10 +45,13 @@ class JugMagics(Magics):
         None,
         allow_none=True,
         help="The jugdir (jug's --jugdir: a folder, file_keepalive:PATH, redis://[:password@]host:port/db, "
-        "dict_store or dict_store:FILE). None: jugrc's [main] jugdir, else <module>.jugdata beside the notebook.",
+        "dict_store or dict_store:FILE). None: jugrc's [main] jugdir, else <module>.jugdata beside the "
+        "notebook.",
     ).tag(config=True)
     module = Unicode(
-        None, allow_none=True, help="Module name of the jugfile (names the tasks). None: from the notebook's name."
+        None,
+        allow_none=True,
+        help="Module name of the jugfile (names the tasks). None: from the notebook's name.",
     ).tag(config=True)
     notebook = Unicode(
         None,
@@ -59,7 +62,8 @@ class JugMagics(Magics):
     show_summary = Bool(True, help="Print a one-line summary after each %%jugfile cell.").tag(config=True)
     auto_invalidate_stale = Bool(
         False,
-        help="After each %%jugfile cell, invalidate results computed by code that changed since (and everything "
+        help="After each %%jugfile cell, invalidate results computed by code that changed since (and "
+        "everything "
         "downstream of them), and say what was removed. Off: stale results are only reported.",
     ).tag(config=True)
 
@@ -132,8 +136,12 @@ class JugMagics(Magics):
             print(commands.summary_line(self, graph))
 
     @magic_arguments()
-    @argument("subcommand", nargs="?", default="help", help="One of the subcommands below; `help` lists them.")
-    @argument("arguments", nargs="...", help="The subcommand's arguments; `%%jug help SUBCOMMAND` shows them.")
+    @argument(
+        "subcommand", nargs="?", default="help", help="One of the subcommands below; `help` lists them."
+    )
+    @argument(
+        "arguments", nargs="...", help="The subcommand's arguments; `%%jug help SUBCOMMAND` shows them."
+    )
     @line_magic
     def jug(self, line: str) -> Any:
         """Run a jug subcommand on the notebook's jugfile: ``%jug SUBCOMMAND [options]``.
@@ -180,7 +188,7 @@ class JugMagics(Magics):
         panel.display()
 
     def task_browser(self) -> Any:
-        """A :class:`~jugnb.widgets.TaskBrowser` on the loaded graph, acting in the notebook's namespace."""
+        """Return a :class:`~jugnb.widgets.TaskBrowser` on the loaded graph and the notebook namespace."""
         from ..widgets import TaskBrowser
 
         return TaskBrowser(
@@ -235,7 +243,9 @@ class JugMagics(Magics):
         try:
             project = self._project()
             spec, _ = self.jugdir_setting(project)
-            return NotebookSession(project, resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd()))
+            return NotebookSession(
+                project, resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd())
+            )
         except JugnbError as err:
             raise UsageError(str(err)) from err
 
@@ -246,7 +256,7 @@ class JugMagics(Magics):
         return Project.for_notebook(notebook, self.module, flag="%config JugMagics.module =")
 
     def notebook_setting(self) -> tuple[Path | None, str]:
-        """The notebook's path (or ``None``) and where it came from."""
+        """Return the notebook's path (or ``None``) and where it came from."""
         if self.notebook:
             return Path(self.notebook), "%config JugMagics.notebook"
         vscode = self.shell.user_ns.get("__vsc_ipynb_file__")
@@ -260,7 +270,7 @@ class JugMagics(Magics):
         return None, "not revealed by the frontend"
 
     def jugdir_setting(self, project: Project) -> tuple[str, str]:
-        """The configured jugdir (before ``%(jugfile)s`` expansion) and where it came from."""
+        """Return the configured jugdir (before ``%(jugfile)s`` expansion) and where it came from."""
         if self.jugdir:
             return self.jugdir, "%config JugMagics.jugdir (or an IPython profile)"
         from jug.options import default_options, read_configuration_file

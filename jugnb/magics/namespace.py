@@ -16,7 +16,7 @@ from ..errors import JugnbError
 
 
 def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
-    """The namespace functions bound to ``magics`` (a :class:`~jugnb.magics.JugMagics`)."""
+    """Return the namespace functions bound to ``magics`` (a :class:`~jugnb.magics.JugMagics`)."""
 
     def value(t: Any) -> Any:
         """Load the result of a task, or of a list/dict/tuple of tasks (like jug's ``value``)."""
@@ -37,8 +37,10 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
         """Every task of the loaded graph, in definition order (a new list)."""
         return list(magics.graph.tasks)
 
-    def get_filtered_tasks(loadable: bool = False, failed: bool = False, available: bool = False) -> list[Any]:
-        """Tasks that are complete (``loadable``), failed, and/or ready to run (``available``), like jug shell."""
+    def get_filtered_tasks(
+        loadable: bool = False, failed: bool = False, available: bool = False
+    ) -> list[Any]:
+        """Return the complete (``loadable``), failed and/or ready (``available``) tasks, like jug shell."""
         selected = []
         for t in magics.graph.tasks:
             if (loadable and t.can_load()) or (failed and t.is_failed()) or (available and t.can_run()):

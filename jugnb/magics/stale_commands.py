@@ -1,5 +1,6 @@
-"""Staleness in the notebook: ``%jug why``, ``%jug invalidate --stale``, ``%jug execute --dry-run`` and the
-stale counts that ``%jug status`` adds.
+"""Staleness in the notebook: ``%jug why``, ``invalidate --stale``, ``execute --dry-run``, stale counts.
+
+``%jug status`` adds the stale counts of :func:`stale_note`.
 
 Fingerprints of the current code are computed once per loaded graph; records and results are read fresh.
 """
@@ -49,12 +50,13 @@ def stale_note(state: Staleness) -> str:
     rows = [r for r in state.report.rows if r.stale or r.depends_on_stale]
     return "\n".join(
         f"{r.name}: {r.stale} stale (computed by code that changed since), {r.depends_on_stale} depend on "
-        "stale results" for r in rows
+        "stale results"
+        for r in rows
     )
 
 
 class WhyCommand(Command):
-    """Say why a task would or would not run: new, invalidated, code changed (with a diff), waiting on what."""
+    """Say why a task would or would not run: new, invalidated, code changed (with a diff), waiting."""
 
     name = "why"
 
@@ -65,10 +67,14 @@ class WhyCommand(Command):
         state = current_staleness(magics)
         tasks = _tasks_named(state.graph, args.task)
         store = FingerprintStore.for_jugdir(state.graph.jugdir.spec) if state.graph.jugdir.shareable else None
-        explanations = [str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5]]
+        explanations = [
+            str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5]
+        ]
         if len(tasks) > 5:
-            explanations.append(f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
-                                f"`{args.task}[i]` or a hash prefix.")
+            explanations.append(
+                f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
+                f"`{args.task}[i]` or a hash prefix."
+            )
         return preformatted("\n\n".join(explanations))
 
 
@@ -85,6 +91,8 @@ def stale_selection(magics: Any, matcher: Any) -> tuple[list[Any], Staleness]:
 
 
 def dry_run(magics: Any) -> Rendered:
-    """What ``%jug execute`` would run, grouped by task name and reason, with the expected cost; runs nothing."""
+    """List what ``%jug execute`` would run, by task name and reason, with the expected cost; run nothing."""
     state = current_staleness(magics)
-    return preformatted(plan_text(dry_run_plan(state.graph.tasks, state.snapshot, state.report, state.records)))
+    return preformatted(
+        plan_text(dry_run_plan(state.graph.tasks, state.snapshot, state.report, state.records))
+    )

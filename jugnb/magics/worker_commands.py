@@ -18,7 +18,7 @@ from .views import Rendered
 
 
 def default_jobs() -> int:
-    """The CPUs this process may use (its affinity mask), at least 1."""
+    """Return the CPUs this process may use (its affinity mask), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -26,13 +26,15 @@ def default_jobs() -> int:
 
 
 def execute_options(args: Any) -> ExecuteOptions:
-    """jug execute's options from parsed ``%jug execute`` arguments."""
+    """Jug execute's options from parsed ``%jug execute`` arguments."""
     name, pattern = _selection(args)
-    return ExecuteOptions(name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug)
+    return ExecuteOptions(
+        name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
+    )
 
 
 def pool_of(magics: Any) -> WorkerPool | None:
-    """This kernel's worker pool: the one it started, or one re-attached from the state file."""
+    """Return this kernel's worker pool: the one it started, or one re-attached from the state file."""
     pool: WorkerPool | None = getattr(magics, "_pool", None)
     if pool is None:
         session = magics.session
@@ -52,20 +54,36 @@ class ExecuteCommand(Command):
     name = "execute"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
-        parser.add_argument("-j", "--jobs", type=int, default=None,
-                            help="Number of worker processes (default: the CPUs this process may use).")
+        parser.add_argument(
+            "-j",
+            "--jobs",
+            type=int,
+            default=None,
+            help="Number of worker processes (default: the CPUs this process may use).",
+        )
         parser.add_argument("--add", action="store_true", help="Add workers to those already running.")
-        parser.add_argument("--here", action="store_true",
-                            help="Run the tasks in the kernel itself: blocking, interruptible, %%debug works.")
-        parser.add_argument("--detach", action="store_true",
-                            help="Workers keep running after the kernel shuts down or restarts.")
+        parser.add_argument(
+            "--here",
+            action="store_true",
+            help="Run the tasks in the kernel itself: blocking, interruptible, %%debug works.",
+        )
+        parser.add_argument(
+            "--detach",
+            action="store_true",
+            help="Workers keep running after the kernel shuts down or restarts.",
+        )
         parser.add_argument("--quiet", action="store_true", help="Do not show the progress panel.")
-        parser.add_argument("--dry-run", action="store_true",
-                            help="List what would run, by task name and reason, with the expected cost; run nothing.")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="List what would run, by task name and reason, with the expected cost; run nothing.",
+        )
         _add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
-        parser.add_argument("--aggressive-unload", action="store_true", help="Unload results from memory eagerly.")
+        parser.add_argument(
+            "--aggressive-unload", action="store_true", help="Unload results from memory eagerly."
+        )
         parser.add_argument("--debug", action="store_true", help="jug's debug mode (extra checks).")
 
     def run(self, magics: Any, args: Any) -> Any:
@@ -87,8 +105,10 @@ class ExecuteCommand(Command):
 def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
     if not session.jugdir.shareable:
-        msg = (f"The jugdir {session.jugdir} is an in-memory dict_store: worker processes cannot see it. Use "
-               "`%jug execute --here` to run the tasks in the kernel, or a jugdir on disk or in redis.")
+        msg = (
+            f"The jugdir {session.jugdir} is an in-memory dict_store: worker processes cannot see it. Use "
+            "`%jug execute --here` to run the tasks in the kernel, or a jugdir on disk or in redis."
+        )
         raise UsageError(msg)
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
@@ -97,8 +117,10 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     running = [w for w in pool.workers() if w.alive] if pool is not None else []
     if running and not args.add:
         pids = ", ".join(str(w.pid) for w in running)
-        print(f"{len(running)} workers are already running (pids {pids}); `%jug execute --add -j N` adds more, "
-              "`%jug stop` stops them.")
+        print(
+            f"{len(running)} workers are already running (pids {pids}); `%jug execute --add -j N` adds more, "
+            "`%jug stop` stops them."
+        )
         return None
     if pool is not None and args.add and running:
         started = pool.add(jobs)
@@ -106,10 +128,18 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics)
         magics.shell.configurables.append(pool)
         magics._pool = pool
-        started = pool.start(jobs, jugdir=session.jugdir.spec, cwd=Path.cwd(),
-                             execute_args=options.worker_args(), detach=args.detach)
-    print(f"Started {len(started)} workers (pids {', '.join(str(w.pid) for w in started)})"
-          + (", detached" if args.detach else "") + ". `%jug wait` blocks until they finish.")
+        started = pool.start(
+            jobs,
+            jugdir=session.jugdir.spec,
+            cwd=Path.cwd(),
+            execute_args=options.worker_args(),
+            detach=args.detach,
+        )
+    print(
+        f"Started {len(started)} workers (pids {', '.join(str(w.pid) for w in started)})"
+        + (", detached" if args.detach else "")
+        + ". `%jug wait` blocks until they finish."
+    )
     if not args.quiet:
         magics.show_progress(pool)
     return None
@@ -130,14 +160,24 @@ def workers_table(infos: list[WorkerInfo]) -> Rendered:
     """Text and HTML tables of worker infos."""
     header = ("pid", "state", "task", "running for", "memory", "host", "done")
     rows = [
-        (str(w.pid), w.state, w.task or "", f"{w.running_for:.1f} s" if w.running_for is not None else "",
-         f"{w.rss / 2**20:.0f} MiB" if w.rss else "", w.host, str(w.executed))
+        (
+            str(w.pid),
+            w.state,
+            w.task or "",
+            f"{w.running_for:.1f} s" if w.running_for is not None else "",
+            f"{w.rss / 2**20:.0f} MiB" if w.rss else "",
+            w.host,
+            str(w.executed),
+        )
         for w in infos
     ]
     if not rows:
-        return Rendered("No workers. `%jug execute` starts some.", "<p>No workers. <code>%jug execute</code> starts some.</p>")
+        return Rendered(
+            "No workers. `%jug execute` starts some.",
+            "<p>No workers. <code>%jug execute</code> starts some.</p>",
+        )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows])
+    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
     cells = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     head = "".join(f"<th>{h}</th>" for h in header)
     return Rendered(text, f"<table><tr>{head}</tr>{cells}</table>")
@@ -149,7 +189,9 @@ class WaitCommand(Command):
     name = "wait"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
-        parser.add_argument("--timeout", type=float, default=None, help="Give up waiting after this many seconds.")
+        parser.add_argument(
+            "--timeout", type=float, default=None, help="Give up waiting after this many seconds."
+        )
 
     def run(self, magics: Any, args: Any) -> Rendered | None:
         pool = pool_of(magics)
@@ -195,8 +237,11 @@ class StopCommand(Command):
     name = "stop"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
-        parser.add_argument("--now", action="store_true",
-                            help="SIGTERM, then SIGKILL after WorkerPool.stop_timeout seconds; locks are released.")
+        parser.add_argument(
+            "--now",
+            action="store_true",
+            help="SIGTERM, then SIGKILL after WorkerPool.stop_timeout seconds; locks are released.",
+        )
 
     def run(self, magics: Any, args: Any) -> None:
         pool = pool_of(magics)
