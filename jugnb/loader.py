@@ -181,7 +181,7 @@ def _barrier_locator(snapshot: Path) -> Iterator[list[tuple[str, int]]]:
     subclass for the duration of the import only (``except BarrierError`` in jug still catches it).
     """
     # `jug.barrier` is the function (re-exported by jug/__init__.py), so fetch the module itself.
-    barrier_module = importlib.import_module("jug.barrier")
+    barrier_module: Any = importlib.import_module("jug.barrier")
     stops: list[tuple[str, int]] = []
     original = barrier_module.BarrierError
     filename = str(snapshot)

@@ -77,7 +77,7 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
     if reader is None or reader[0] is not graph:
         reader = (graph, StatusReader(graph.tasks, graph.store))
         magics._status_reader = reader
-    return reader[1]  # type: ignore[no-any-return]
+    return reader[1]
 
 
 def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:

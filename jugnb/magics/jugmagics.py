@@ -41,6 +41,8 @@ from .namespace import shell_functions
 class JugMagics(Magics):
     """Define a notebook's jug task graph in ``%%jugfile`` cells and work with it through ``%jug``."""
 
+    shell: Any  # never None here: load_ipython_extension registers the magics on a shell
+
     jugdir = Unicode(
         None,
         allow_none=True,
@@ -87,7 +89,7 @@ class JugMagics(Magics):
         return self._session
 
     @property
-    def graph(self) -> LoadedGraph:  # type: ignore[return]
+    def graph(self) -> LoadedGraph:
         """The loaded graph, reloaded first when a barrier it stopped at has cleared.
 
         Raises
