@@ -124,16 +124,22 @@ class RecordLog(ABC):
         self._latest: dict[str, TaskRecord] = {}
 
     @staticmethod
-    def for_jugdir(jugdir: str) -> RecordLog:
+    def for_jugdir(jugdir: str, store: Any = None) -> RecordLog:
         """Open the record log of ``jugdir`` (a jug ``--jugdir`` string; folder paths should be absolute).
+
+        Parameters
+        ----------
+        jugdir : str
+        store : jug store, optional
+            The open store of ``jugdir``; a redis store's client is shared (same retries and errors).
 
         Raises
         ------
         StoreError
-            For an in-memory ``dict_store``, which has nowhere to keep records.
+            For an in-memory ``dict_store``, which has nowhere to keep records, or a bad redis URL.
         """
         if jugdir.startswith("redis:"):
-            return RedisRecordLog(jugdir)
+            return RedisRecordLog(jugdir, store)
         if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
             msg = f"records need a shared store; `{jugdir.split(':')[0]}` keeps results in one process only."
             raise StoreError(msg)
@@ -165,6 +171,13 @@ class RecordLog(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for subclasses
         """Release open files or connections."""
+
+
+def _keep_out_of_git(folder: Path) -> None:
+    # Records, like the jugdir beside them, are data: never committed by accident.
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# jugnb's task records and code fingerprints for the jugdir beside. Never commit.\n*\n")
 
 
 def records_folder(jugdir: str) -> Path:
@@ -200,6 +213,7 @@ class FileRecordLog(RecordLog):
         fd = self._fds.get(writer)
         if fd is None:
             self.folder.mkdir(parents=True, exist_ok=True)
+            _keep_out_of_git(self.folder.parent)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             fd = self._fds[writer] = os.open(self.path_for(record), flags, 0o666)
         os.write(fd, (record.to_json() + "\n").encode("utf-8"))
@@ -238,13 +252,15 @@ class RedisRecordLog(RecordLog):
     ----------
     url : str
         ``redis://[:password@]host[:port][/db]``; kept out of every repr and message.
+    store : jug store, optional
+        The open store of ``url``, whose client is shared.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, store: Any = None) -> None:
         super().__init__()
-        import redis
+        from .redisstore import client_for
 
-        self._redis = redis.Redis.from_url(url)
+        self._redis, self._owned = client_for(url, store)
         self._last_id = "0-0"
 
     def __repr__(self) -> str:
@@ -265,8 +281,9 @@ class RedisRecordLog(RecordLog):
             records.extend(_parse_lines((fields[b"r"] for _, fields in batch), REDIS_STREAM))
 
     def close(self) -> None:
-        """Close the connection."""
-        self._redis.close()
+        """Close the connection (unless it is the store's)."""
+        if self._owned:
+            self._redis.close()
 
 
 def _parse_lines(lines: Iterable[bytes], where: str) -> Iterable[TaskRecord]:

@@ -315,8 +315,10 @@ def test_execute_without_will_cite_asks_for_a_citation(executed: Executed) -> No
     assert "please cite" in executed.execute.stdout
 
 
-def test_execute_adds_only_the_jugdir_and_the_state_folder(executed: Executed) -> None:
-    assert executed.listing == {NOTEBOOK, f"{MODULE}.jugdata", ".jugnb"}
+def test_execute_adds_only_the_jugdir_its_records_and_the_state_folder(executed: Executed) -> None:
+    # <jugdir>.jugnb holds the task records and code fingerprints that go with the jugdir (shared with
+    # cluster hosts, unlike .jugnb/); both jugnb folders keep themselves out of git.
+    assert executed.listing == {NOTEBOOK, f"{MODULE}.jugdata", f"{MODULE}.jugdata.jugnb", ".jugnb"}
 
 
 def test_snapshot_lives_in_the_state_folder(executed: Executed) -> None:
