@@ -44,7 +44,7 @@ def make_reader(store: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) ->
     Parameters
     ----------
     store : jug store
-        ``Task.store`` of the loaded graph, or a jugdir string for ``jug.backends.select``. A
+        ``Task.store`` of the loaded graph, or a jugdir string (:func:`jugnb.store.open_store`). A
         ``memoize_store`` (left behind by an in-process ``jug status``) is unwrapped: it caches answers.
     hashes : sequence of str
         Hex task hashes, indexed by uid.
@@ -57,11 +57,12 @@ def make_reader(store: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) ->
         A bulk reader for jug's own store classes (matched by exact type, since a subclass may answer
         differently), else one asking ``store`` per task.
     """
-    from jug.backends import dict_store, file_store, memoize_store, redis_store, select
+    from jug.backends import dict_store, file_store, memoize_store, redis_store
 
     from ._file_reader import FileReader
+    from .store import open_store
 
-    store = select(store)
+    store = open_store(store) if isinstance(store, str) else store
     while type(store) is memoize_store:
         store = store.base
     kind = type(store)

@@ -27,7 +27,7 @@ from .staleness import classify, dry_run_plan
 from .status import StatusReader
 
 
-def install_recorder(snapshot: str, jugdir: str) -> TaskRecorder | None:
+def install_recorder(snapshot: str, jugdir: str, store: Any = None) -> TaskRecorder | None:
     """Register jug hooks that record every task this process runs; ``None`` for a store without records.
 
     Parameters
@@ -36,11 +36,14 @@ def install_recorder(snapshot: str, jugdir: str) -> TaskRecorder | None:
         The jugfile snapshot jug imports (``<folder>/.jugnb/jugfiles/<sha>/<module>.py``).
     jugdir : str
         jug's ``--jugdir`` after option parsing.
+    store : jug store, optional
+        The store jugnb opened for ``jugdir`` (redis: its client is shared).
     """
     from jug.hooks import register_hook
 
     try:
-        records, fingerprints = RecordLog.for_jugdir(jugdir), FingerprintStore.for_jugdir(jugdir)
+        records = RecordLog.for_jugdir(jugdir, store)
+        fingerprints = FingerprintStore.for_jugdir(jugdir, store)
     except JugnbError:
         return None  # an in-memory dict_store: nothing outlives this process anyway
     module = Path(snapshot).stem
@@ -63,8 +66,17 @@ def install_recorder(snapshot: str, jugdir: str) -> TaskRecorder | None:
     return recorder
 
 
-def dry_run(snapshot: str, jugdir: str) -> str:
+def dry_run(snapshot: str, jugdir: str, store: Any = None) -> str:
     """Import ``snapshot`` and describe what ``execute`` would run (nothing is run).
+
+    Parameters
+    ----------
+    snapshot : str
+        The jugfile snapshot.
+    jugdir : str
+        jug's ``--jugdir``.
+    store : jug store, optional
+        The store jugnb opened for ``jugdir`` (default: jug opens it).
 
     Returns
     -------
@@ -79,11 +91,11 @@ def dry_run(snapshot: str, jugdir: str) -> str:
     import jug.jug
     from jug import task as jugtask
 
-    store, namespace = jug.jug.init(snapshot, jugdir, on_error="propagate")
+    store, namespace = jug.jug.init(snapshot, jugdir if store is None else store, on_error="propagate")
     tasks = list(jugtask.alltasks)
     snapshot_status = StatusReader(tasks, store).read()
     try:
-        records = RecordLog.for_jugdir(jugdir).latest_by_hash()
+        records = RecordLog.for_jugdir(jugdir, store).latest_by_hash()
     except JugnbError:
         records = {}
     fingerprints = TaskFingerprinter(Path(snapshot).read_text(encoding="utf-8"), namespace).for_tasks(tasks)

@@ -293,16 +293,22 @@ class FingerprintStore(ABC):
     """
 
     @staticmethod
-    def for_jugdir(jugdir: str) -> FingerprintStore:
+    def for_jugdir(jugdir: str, store: Any = None) -> FingerprintStore:
         """Open the fingerprint store of ``jugdir`` (a ``--jugdir`` string; folder paths absolute).
+
+        Parameters
+        ----------
+        jugdir : str
+        store : jug store, optional
+            The open store of ``jugdir``; a redis store's client is shared (same retries and errors).
 
         Raises
         ------
         StoreError
-            For an in-memory ``dict_store``, which keeps no records either.
+            For an in-memory ``dict_store``, which keeps no records either, or a bad redis URL.
         """
         if jugdir.startswith("redis:"):
-            return RedisFingerprintStore(jugdir)
+            return RedisFingerprintStore(jugdir, store)
         if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
             kind = jugdir.split(":")[0]
             msg = f"fingerprints need a shared store; `{kind}` keeps results in one process only."
@@ -374,12 +380,14 @@ class RedisFingerprintStore(FingerprintStore):
     ----------
     url : str
         ``redis://[:password@]host[:port][/db]``; kept out of every repr and message.
+    store : jug store, optional
+        The open store of ``url``, whose client is shared.
     """
 
-    def __init__(self, url: str) -> None:
-        import redis
+    def __init__(self, url: str, store: Any = None) -> None:
+        from .redisstore import client_for
 
-        self._redis = redis.Redis.from_url(url)
+        self._redis, self._owned = client_for(url, store)
         self._saved: set[str] = set()
 
     def __repr__(self) -> str:
@@ -403,5 +411,6 @@ class RedisFingerprintStore(FingerprintStore):
             return None
 
     def close(self) -> None:
-        """Close the connection."""
-        self._redis.close()
+        """Close the connection (unless it is the store's)."""
+        if self._owned:
+            self._redis.close()

@@ -15,12 +15,20 @@ and installs signal handlers. Uses only the core and jug.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from .errors import JugnbError
 from .export import export_notebook
 from .project import Project
+from .store import kind_of, open_store, save_dict_store
+from .workerenv import store_lost_errors
+
+#: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
+RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +37,9 @@ def main(argv: list[str]) -> int:
         snapshot, jug_argv = resolve(argv)
         return run_jug(snapshot, jug_argv)
     except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    except store_lost_errors() as err:  # a redis server gone for longer than the retry time
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # the snapshot cannot be written (read-only folder, a file named .jugnb, ...)
@@ -118,17 +129,23 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
     if snapshot is not None:
         options.jugfile = snapshot
     jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
-    if options.subcommand == "execute" and snapshot is not None:
-        from .cli_execute import dry_run, install_recorder
-
-        if dry:
-            print(dry_run(snapshot, options.jugdir))
-            return 0
-        install_recorder(snapshot, options.jugdir)
-    elif dry:
-        raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+    jugdir = options.jugdir
+    opened = _open_store(jugdir)
+    if opened is not None:
+        options.jugdir = opened  # jug uses a store object as is (jug.options.set_jugdir)
     store = jugspace = None
     try:
+        if options.subcommand == "execute" and snapshot is not None:
+            from .cli_execute import dry_run, install_recorder
+
+            if dry:
+                print(dry_run(snapshot, jugdir, opened))
+                return 0
+            install_recorder(snapshot, jugdir, opened)
+        elif dry:
+            raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+        if opened is not None and options.subcommand == "execute":
+            install_saver(opened)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb else "exit"
@@ -138,9 +155,51 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
     finally:
+        if opened is not None:
+            save_dict_store(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _open_store(jugdir: str) -> Any:
+    """Open the stores jug gets wrong (redis: password, database; ``dict_store:FILE``: saving), else ``None``.
+
+    Redis is opened in fatal mode: a server lost for longer than ``$JUGNB_STORE_RETRY`` seconds (default
+    60) stops the command with a message instead of failing every task in turn.
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be opened.
+    """
+    kind = kind_of(jugdir)
+    if kind == "redis":
+        from .redisstore import WORKER_RETRY
+
+        retry = float(os.environ.get(RETRY_VARIABLE) or WORKER_RETRY)
+        return open_store(jugdir, fatal=True, retry_for=retry)
+    if kind == "dict_store_file":
+        return open_store(jugdir)
+    return None
+
+
+def install_saver(store: Any, every: float = 5.0) -> None:
+    """Save a ``dict_store:FILE`` after a task when ``every`` seconds have passed since the last save.
+
+    So that a killed ``execute`` loses at most the last few seconds of work (jug would lose all of it).
+    """
+    from jug.hooks import register_hook
+
+    last = [time.monotonic()]
+
+    def save(_task: Any) -> None:
+        if time.monotonic() - last[0] >= every:
+            save_dict_store(store)
+            last[0] = time.monotonic()
+
+    if getattr(store, "backend", None) is not None:
+        register_hook("execute.task-executed1", save)
 
 
 if __name__ == "__main__":

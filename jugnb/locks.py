@@ -167,10 +167,16 @@ def release_locks_of(jugdir: str, pid: int, *, started: float, ended: float) -> 
 
 
 def release_redis_lock(url: str, task_hash: str) -> bool:
-    """Delete ``lock:<hash>`` unless it marks a failed task; return whether a lock was removed."""
-    import redis
+    """Delete ``lock:<hash>`` unless it marks a failed task; return whether a lock was removed.
 
-    client = redis.Redis.from_url(url)
+    Raises
+    ------
+    StoreError
+        If the server is unreachable or refuses the login (password never in the message).
+    """
+    from .redisstore import redis_client
+
+    client = redis_client(url)
     try:
         key = f"lock:{task_hash}"
         if client.get(key) == b"F" or not client.delete(key):

@@ -8,7 +8,9 @@ may run elsewhere) and never shows a redis password: every message and repr goes
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,27 +61,101 @@ class Jugdir:
             return Path(self.spec[len("file_keepalive:") :])
         return None
 
+    def __repr__(self) -> str:
+        # The dataclass repr would show spec, password and all.
+        return f"Jugdir({str(self)!r}, kind={self.kind!r})"
+
     @property
     def shareable(self) -> bool:
-        """Whether other processes (workers) see the same results: false for an in-memory ``dict_store``."""
-        return self.kind != "dict_store"
+        """Whether worker processes can share the store (neither ``dict_store`` nor ``dict_store:FILE``)."""
+        return self.kind not in ("dict_store", "dict_store_file")
 
-    def open(self) -> Any:
-        """Open the jug store (``jug.backends.select``).
+    def unshareable_reason(self) -> str:
+        """Why worker processes cannot use this store, and what to use instead (empty if they can)."""
+        if self.kind == "dict_store":
+            return f"The jugdir {self} is an in-memory dict_store: worker processes cannot see it."
+        if self.kind == "dict_store_file":
+            return (
+                f"The jugdir {self} cannot be shared by worker processes: jug's dict_store reads FILE once, "
+                "when a process opens it, keeps every result and lock in that process's memory, and writes "
+                "FILE back only when it closes. Workers would each run every task, and the last one to exit "
+                "would overwrite the others' results."
+            )
+        return ""
+
+    def open(self, *, fatal: bool = False, retry_for: float | None = None) -> Any:
+        """Open the jug store; redis through :func:`jugnb.redisstore.open_redis_store` (password, database).
+
+        Parameters
+        ----------
+        fatal : bool
+            Redis: a server lost later raises :class:`jugnb.redisstore.StoreLost` (workers, the CLI).
+        retry_for : float, optional
+            Redis: seconds to retry an unreachable server (default: the kernel's short wait).
 
         Raises
         ------
         StoreError
-            If the store cannot be opened (e.g. redis unreachable or refusing the password), with the
-            password redacted.
+            If the store cannot be opened (redis unreachable or refusing the password, an unreadable
+            ``dict_store:FILE``), with the password redacted.
         """
-        from jug.backends import select
+        return open_store(self.spec, fatal=fatal, retry_for=retry_for)
 
+
+def open_store(spec: str, *, fatal: bool = False, retry_for: float | None = None) -> Any:
+    """Open the jug store for a jugdir string, as ``jug.backends.select`` would but for redis's URL parts.
+
+    Raises
+    ------
+    StoreError
+        As :meth:`Jugdir.open`.
+    """
+    if kind_of(spec) == "redis":
         try:
-            return select(self.spec)
-        except Exception as err:  # redis raises ConnectionError, AuthenticationError, ...
-            msg = f"cannot open the jugdir {self}: {redact_text(str(err), self.spec)}"
-            raise StoreError(msg, path=str(self)) from None
+            from .redisstore import KERNEL_RETRY, open_redis_store
+        except ImportError:
+            msg = "a redis jugdir needs the redis package: pip install 'jugnb[redis]'."
+            raise StoreError(msg) from None
+        return open_redis_store(spec, retry_for=KERNEL_RETRY if retry_for is None else retry_for, fatal=fatal)
+    from jug.backends import select
+
+    try:
+        return select(spec)
+    except Exception as err:  # an unreadable dict_store:FILE raises UnpicklingError, EOFError, ...
+        msg = f"cannot open the jugdir {redact(spec)}: {redact_text(str(err), spec)}"
+        raise StoreError(msg, path=redact(spec)) from None
+
+
+def save_dict_store(store: Any) -> bool:
+    """Write a ``dict_store:FILE`` store's contents to FILE now, atomically; return whether it has a FILE.
+
+    jug writes FILE only in ``dict_store.close()`` (also its ``__del__``), non-atomically, and then forgets
+    FILE; at interpreter exit ``open`` is already gone and the write fails: ``jug execute --jugdir
+    dict_store:FILE`` loses every result. jugnb saves explicitly after each operation that changes it.
+    """
+    from jug.backends.dict_store import dict_store
+
+    backend = getattr(store, "backend", None)
+    if type(store) is not dict_store or backend is None:
+        return False
+    import pickle
+
+    _write_atomically(Path(backend), pickle.dumps(store.store))
+    return True
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A crash mid-write must leave the previous FILE, which jug can still read (it cannot read half a pickle).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def kind_of(spec: str) -> str:

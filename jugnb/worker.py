@@ -43,11 +43,16 @@ from .heartbeat import Heartbeat
 from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
 from .records import RecordLog
+from .store import open_store, redact
 from .workerenv import (
+    EXIT_STORE_LOST,
     Control,
     install_signals,
+    parse_args,
+    put_jugdir_on_stdin,
     read_pointer,
     stat_key,
+    store_lost_errors,
     watch_parent,
 )
 
@@ -64,7 +69,6 @@ CONFIRM_TICKS = 3
 # A change token read this close to the change it reflects may share its timestamp with a change that
 # follows (filesystem timestamps are coarse): rescan once more after the next tick.
 _FRESH_NS = 20_000_000
-JUGDIR_VARIABLE = "JUGNB_JUGDIR"
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
 
@@ -86,7 +90,7 @@ class Worker:
     Parameters
     ----------
     args : argparse.Namespace
-        Parsed by :func:`parse_args`.
+        Parsed by :func:`jugnb.workerenv.parse_args`.
     control : Control
         Drain requests (installed before anything slow, so an early signal is not lost).
     """
@@ -100,15 +104,16 @@ class Worker:
         self.heartbeat = Heartbeat(
             Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
         )
+        # Opened here, not by jug: jug's redis store drops the URL's password and database number.
+        self.store: Any = open_store(args.jugdir, fatal=True, retry_for=args.store_retry)
         self.recorder = TaskRecorder(
-            RecordLog.for_jugdir(args.jugdir),
+            RecordLog.for_jugdir(args.jugdir, self.store),
             self.heartbeat,
             args.worker_id,
             self.snapshot,
             Path(args.log) if args.log else None,
-            fingerprint_store(args.jugdir),
+            fingerprint_store(args.jugdir, self.store),
         )
-        self.store: Any = None
         self._scan_cost = 0.0
 
     # -- control -------------------------------------------------------------------------------------
@@ -137,9 +142,11 @@ class Worker:
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
         self.heartbeat.beat("starting", executed=0)
-        code = EXIT_FAILED
+        code, held = EXIT_FAILED, None
         try:
-            options = parse(["execute", self.snapshot, "--jugdir", self.args.jugdir, *self.args.execute_args])
+            # jug gets the open store; the string is for show only (and never holds the password).
+            jugdir = redact(self.args.jugdir)
+            options = parse(["execute", self.snapshot, "--jugdir", jugdir, *self.args.execute_args])
             self._register_hooks(options)
             code = self._execute(options)
         except Reload:
@@ -147,15 +154,20 @@ class Worker:
         except Stop as stop:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
             code = EXIT_DRAINED
+        except store_lost_errors() as lost:
+            beat = self.heartbeat.state
+            held = beat.get("hash") if beat.get("state") == "running" else None
+            log.error("stopping: %s", lost)
+            code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
         finally:
-            self.heartbeat.beat("exited", code=code)
-            if self.store is not None:
-                self.store.close()
+            # ``held``: the lock this worker may have left behind, for the pool to release.
+            self.heartbeat.beat("exited", code=code, **({"held": held} if held else {}))
+            self.store.close()
         return code
 
     def _register_hooks(self, options: Any) -> None:
@@ -310,10 +322,11 @@ class Worker:
         log.info("the jugfile changed: restarting on %s", read_pointer(self.pointer))
         self.heartbeat.beat("reloading")
         self.recorder.records.close()
-        if self.store is not None:
-            self.store.close()
+        self.store.close()
         sys.stdout.flush()
         sys.stderr.flush()
+        if self.args.jugdir_stdin:
+            put_jugdir_on_stdin(self.args.jugdir)
         os.execv(sys.executable, [sys.executable, "-m", "jugnb.worker", *self.args.argv])
 
 
@@ -335,44 +348,17 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
     return out
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """Parse the worker's command line (``[options] -- [jug execute options]``)."""
-    parser = argparse.ArgumentParser(prog="python -m jugnb.worker")
-    parser.add_argument("--state-dir", required=True, help="jugnb's state folder (holds the pointer file)")
-    parser.add_argument("--module", required=True, help="module name of the jugfile")
-    parser.add_argument(
-        "--jugdir",
-        default=os.environ.get(JUGDIR_VARIABLE),
-        help=f"jugdir string, absolute for file stores (default: ${JUGDIR_VARIABLE}, which keeps a redis "
-        "password out of the process list)",
-    )
-    parser.add_argument("--worker-id", required=True)
-    parser.add_argument("--heartbeat", required=True, help="heartbeat file")
-    parser.add_argument("--log", default=None, help="this worker's log file (stdout and stderr)")
-    parser.add_argument("--parent-pid", type=int, default=None, help="drain when this process is gone")
-    parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
-    parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
-    parser.add_argument("execute_args", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    if not args.jugdir:
-        parser.error(f"give --jugdir or set ${JUGDIR_VARIABLE}")
-    args.argv = list(argv)
-    if args.execute_args[:1] == ["--"]:
-        args.execute_args = args.execute_args[1:]
-    return args
-
-
-def fingerprint_store(jugdir: str) -> FingerprintStore | None:
+def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:
     """Where the worker saves fingerprints; ``None`` when the jugdir has no place for them."""
     try:
-        return FingerprintStore.for_jugdir(jugdir)
+        return FingerprintStore.for_jugdir(jugdir, store)
     except JugnbError as err:
         log.warning("no code fingerprints will be recorded: %s", err)
         return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one worker; return its exit code (0 done or drained, 1 a task failed, 2 bad setup)."""
+    """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
     control = Control()
     install_signals(control)
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -386,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     except JugnbError as err:
         log.error("%s", err)
         return 2
+    except store_lost_errors() as lost:
+        log.error("cannot start: %s", lost)
+        return EXIT_STORE_LOST
     if args.parent_pid is not None:
         if os.getppid() != args.parent_pid:
             control.request_drain("the kernel is gone")

@@ -5,14 +5,19 @@ Used only inside worker processes (:mod:`jugnb.worker`).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("jugnb.worker")
+
+#: Exit code of a worker that stopped because its store (a redis server) stayed unreachable.
+EXIT_STORE_LOST = 3
 
 
 class Control:
@@ -68,3 +73,60 @@ def install_signals(control: Control) -> None:
     signal.signal(signal.SIGTERM, terminate)
     # Interrupts are for the kernel; only the pool stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def read_jugdir_from_stdin() -> str:
+    """Return the first line of stdin: the pool hands the jugdir over this way.
+
+    The command line is readable by every local user and the environment by the user's other processes
+    (``ps e``); a redis jugdir may hold a password, so it goes through a pipe that only we read.
+    """
+    return sys.stdin.readline().rstrip("\n")
+
+
+def put_jugdir_on_stdin(jugdir: str) -> None:
+    """Make stdin a pipe holding ``jugdir``, for the fresh interpreter that ``os.execv`` starts next."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, jugdir.encode("utf-8") + b"\n")  # far below a pipe's buffer: never blocks
+    os.close(write_end)
+    os.dup2(read_end, 0)  # dup2 makes fd 0 inheritable across exec
+    os.close(read_end)
+
+
+def store_lost_errors() -> tuple[type[BaseException], ...]:
+    """Return the exception a lost redis server raises in a worker (none when redis was never imported)."""
+    redisstore = sys.modules.get("jugnb.redisstore")
+    return (redisstore.StoreLost,) if redisstore is not None else ()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse the worker's command line (``[options] -- [jug execute options]``)."""
+    parser = argparse.ArgumentParser(prog="python -m jugnb.worker")
+    parser.add_argument("--state-dir", required=True, help="jugnb's state folder (holds the pointer file)")
+    parser.add_argument("--module", required=True, help="module name of the jugfile")
+    parser.add_argument("--jugdir", help="jugdir string, absolute for file stores")
+    parser.add_argument(
+        "--jugdir-stdin",
+        action="store_true",
+        help="read the jugdir from the first line of stdin (keeps a redis password out of the process list "
+        "and the environment)",
+    )
+    parser.add_argument(
+        "--store-retry", type=float, default=60.0, help="seconds to retry an unreachable redis server"
+    )
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--heartbeat", required=True, help="heartbeat file")
+    parser.add_argument("--log", default=None, help="this worker's log file (stdout and stderr)")
+    parser.add_argument("--parent-pid", type=int, default=None, help="drain when this process is gone")
+    parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
+    parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
+    parser.add_argument("execute_args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.jugdir_stdin:
+        args.jugdir = read_jugdir_from_stdin()
+    if not args.jugdir:
+        parser.error("give --jugdir, or --jugdir-stdin and the jugdir on stdin")
+    args.argv = list(argv)
+    if args.execute_args[:1] == ["--"]:
+        args.execute_args = args.execute_args[1:]
+    return args

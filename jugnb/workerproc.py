@@ -20,10 +20,12 @@ from typing import Any
 
 import psutil
 
-from .errors import WorkerError
+from .errors import StoreError, WorkerError
 from .heartbeat import read_heartbeat
 from .locks import process_alive, release_locks_of, release_redis_lock
 from .records import RecordLog, TaskRecord
+from .store import Jugdir, kind_of
+from .workerenv import EXIT_STORE_LOST
 
 # How often a re-attached worker (not our child, so no blocking wait) is checked.
 REATTACHED_POLL = 0.2
@@ -295,14 +297,18 @@ def handle_exit(
         returncode = beat.get("code")
     task, task_hash = beat.get("task"), beat.get("hash")
     events: list[tuple[Any, ...]] = []
-    for released in _release_locks(proc, jugdir, beat, abnormal, ended):
+    released_locks, kept = _release_locks(proc, jugdir, beat, abnormal, ended)
+    for released in released_locks:
         name = task if released == task_hash else None
         message = f"released the lock of {name or released} held by worker {proc.worker_id} (pid {proc.pid})"
         events.append(("lock-released", proc.worker_id, proc.pid, message, name, released))
     running = abnormal and beat.get("state") == "running" and task and task_hash
     if running:
-        records.append(_killed_record(proc, beat, ended))
-    message = _describe_exit(proc, returncode, abnormal)
+        try:
+            records.append(_killed_record(proc, beat, ended))
+        except StoreError:
+            pass  # the store is unreachable: the exit message says so via the worker's log
+    message = _describe_exit(proc, returncode, abnormal) + kept
     if abnormal or returncode not in (0, None):
         message += "; last lines of its log:\n" + log_tail(proc.log, tail)
     kind = "died" if died else "exited"
@@ -315,17 +321,27 @@ def handle_exit(
 
 def _release_locks(
     proc: WorkerProcess, jugdir: str, beat: dict[str, Any], died: bool, ended: float
-) -> list[str]:
+) -> tuple[list[str], str]:
+    """Release the locks a dead worker held; also return a note on a lock that could not be released."""
     if jugdir.startswith("redis:"):
         # Redis locks name no owner: only the task the heartbeat says was running is this worker's
-        # (the heartbeat leaves "running" before jug releases the lock, never after).
-        held = beat.get("hash") if died and beat.get("state") == "running" else None
-        return [held] if held and release_redis_lock(jugdir, held) else []
+        # (the heartbeat leaves "running" before jug releases the lock, never after), or the one that a
+        # worker which lost its server says it may have left behind ("held").
+        held = beat.get("hash") if died and beat.get("state") == "running" else beat.get("held")
+        if not held:
+            return [], ""
+        try:
+            return ([held] if release_redis_lock(jugdir, held) else []), ""
+        except StoreError:
+            note = (
+                f"; the lock of task {held[:12]} may remain (`%jug cleanup --locks-only` once redis is back)"
+            )
+            return [], note
     if proc.popen is None and process_alive(proc.pid):
         # Not our child and it ended while nobody watched: its pid now names another process, which
         # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
-        return []
-    return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended)
+        return [], ""
+    return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended), ""
 
 
 def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> TaskRecord:
@@ -352,6 +368,8 @@ def _describe_exit(proc: WorkerProcess, returncode: int | None, died: bool) -> s
         return f"{who} was killed by {name}"
     if died:
         return f"{who} died" + ("" if returncode is None else f" (exit code {returncode})")
+    if returncode == EXIT_STORE_LOST:
+        return f"{who} stopped: its store was unreachable (results stored before are kept)"
     return f"{who} exited" + ("" if returncode is None else f" with code {returncode}")
 
 
@@ -366,19 +384,32 @@ def log_tail(path: Path, lines: int) -> str:
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
+def _check_store(jugdir: str) -> None:
+    """Refuse stores that workers cannot share; make sure a redis server answers (and takes the password)."""
+    store = Jugdir(jugdir, kind_of(jugdir))
+    if not store.shareable:
+        msg = f"{store.unshareable_reason()} Use `%jug execute --here`, or a folder or redis jugdir."
+        raise WorkerError(msg, path=str(store))
+    if store.kind == "redis":
+        store.open().redis.close()
+
+
 def check_start(n: int, jugdir: str, execute_args: Sequence[str], pointer: Path) -> None:
     """Refuse what workers could not run, before starting any.
 
     Raises
     ------
     WorkerError
+        Bad options, no jugfile yet, or a store that workers cannot share.
+    StoreError
+        A redis server that does not answer or refuses the password.
     """
     if n < 1:
         raise WorkerError(f"the number of workers must be at least 1, not {n}.")
     if not pointer.exists():
         msg = f"there is no jugfile to run yet ({pointer} is missing): run a %%jugfile cell first."
         raise WorkerError(msg, path=str(pointer))
-    RecordLog.for_jugdir(jugdir)  # raises StoreError for an in-memory dict_store
+    _check_store(jugdir)
     if "--pdb" in execute_args:
         raise WorkerError("--pdb needs a terminal; background workers have none. Use `%jug run TASK`.")
     from jug.options import build_parser

@@ -26,6 +26,7 @@ Configuration (``%config WorkerPool`` in a kernel)::
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -43,10 +44,10 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .errors import WorkerError
+from .errors import StoreError, WorkerError
 from .jugfile import atomic_write
 from .records import RecordLog
-from .worker import JUGDIR_VARIABLE
+from .store import redact
 from .workerproc import (
     ExitReport,
     NotRunning,
@@ -87,6 +88,11 @@ class WorkerPool(LoggingConfigurable):
         10.0, help="Seconds to let workers drain when the kernel exits before killing them (not detached)."
     ).tag(config=True)
     replace_dead = Bool(True, help="Start a new worker when one dies (SIGKILL, OOM).").tag(config=True)
+    store_retry = Float(
+        60.0,
+        help="Seconds a worker keeps retrying an unreachable redis server (a restart is ridden out) before "
+        "it stops, keeping what is stored.",
+    ).tag(config=True)
     max_replacements = Int(4, help="At most this many replacement workers per pool.").tag(config=True)
     log_tail_lines = Int(20, help="Lines of a worker's log shown when it exits non-zero.").tag(config=True)
 
@@ -199,14 +205,17 @@ class WorkerPool(LoggingConfigurable):
             popen = subprocess.Popen(
                 command,
                 cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: signals reach the worker and its children only
-                # The jugdir goes through the environment, not argv: a redis URL may hold a password,
-                # and every local user can read a process's command line.
-                env={**os.environ, "PYTHONUNBUFFERED": "1", JUGDIR_VARIABLE: self.jugdir},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        # The jugdir goes through a pipe, not argv nor the environment: a redis URL may hold a password,
+        # every local user can read a command line, and the user's processes each other's environment.
+        if popen.stdin is not None:  # always: stdin=PIPE
+            with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
+                popen.stdin.write(self.jugdir.encode("utf-8") + b"\n")
         proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
         self._procs.append(proc)
         self._emit(PoolEvent(time.time(), "started", worker_id, proc.pid, f"worker {worker_id} started"))
@@ -237,6 +246,8 @@ class WorkerPool(LoggingConfigurable):
             f"--log={log}",
             f"--poll-interval={self.poll_interval}",
             f"--idle-timeout={self.idle_timeout}",
+            f"--store-retry={self.store_retry}",
+            "--jugdir-stdin",
         ]
         if not self.detach:
             options.append(f"--parent-pid={os.getpid()}")
@@ -372,18 +383,32 @@ class WorkerPool(LoggingConfigurable):
     # -- state file and re-attaching ---------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the pool's traits tagged ``to_dict`` plus its workers (pids and process create times)."""
+        """Return the pool's traits tagged ``to_dict`` plus its workers (pids and process create times).
+
+        The jugdir is redacted: a state file never holds a redis password (:meth:`reattach` takes the
+        real jugdir from its caller).
+        """
         data = {name: getattr(self, name) for name in self.trait_names(to_dict=True)}
         return {
             **data,
+            "jugdir": redact(self.jugdir),
             "state_dir": str(self.state_dir),
             "module": self.module,
             "workers": [p.to_dict() for p in self._procs],
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], parent: Any = None, **traits: Any) -> WorkerPool:
+    def from_dict(
+        cls, data: dict[str, Any], parent: Any = None, jugdir: str | None = None, **traits: Any
+    ) -> WorkerPool:
         """Rebuild a pool from :meth:`to_dict` and watch its workers that are still running.
+
+        Parameters
+        ----------
+        data : dict
+        parent : Configurable, optional
+        jugdir : str, optional
+            The real jugdir (with its password), used when it redacts to the one in ``data``.
 
         Raises
         ------
@@ -391,6 +416,8 @@ class WorkerPool(LoggingConfigurable):
             If none of its workers is running any more (a recycled pid does not count).
         """
         names = set(cls.class_trait_names(to_dict=True))
+        if jugdir is not None and redact(jugdir) == data.get("jugdir"):
+            data = {**data, "jugdir": jugdir}
         pool = cls(
             Path(data["state_dir"]),
             data["module"],
@@ -399,7 +426,10 @@ class WorkerPool(LoggingConfigurable):
             **traits,
         )
         pool._procs = [WorkerProcess.from_dict(w) for w in data["workers"]]
-        pool.records.read_new()
+        try:
+            pool.records.read_new()
+        except StoreError as err:  # redis down, or its password unknown here: the workers still show
+            pool.log.warning("cannot read the task records: %s", err)
         alive = [p for p in pool._procs if p.reattach()]
         if not alive:
             msg = f"no worker of {pool.module} is running any more (pids {[p.pid for p in pool._procs]})."
@@ -413,8 +443,12 @@ class WorkerPool(LoggingConfigurable):
         return pool
 
     @classmethod
-    def reattach(cls, state_dir: Path, module: str, parent: Any = None) -> WorkerPool:
+    def reattach(
+        cls, state_dir: Path, module: str, parent: Any = None, jugdir: str | None = None
+    ) -> WorkerPool:
         """Return the pool whose workers still run on ``module`` (from its state file).
+
+        ``jugdir`` is the caller's jugdir with its password (see :meth:`from_dict`).
 
         Raises
         ------
@@ -427,11 +461,11 @@ class WorkerPool(LoggingConfigurable):
         except FileNotFoundError:
             msg = f"no workers were started for {module} (no {path})."
             raise NotRunning(msg, path=str(path)) from None
-        return cls.from_dict(data, parent=parent)
+        return cls.from_dict(data, parent=parent, jugdir=jugdir)
 
     def _save(self) -> None:
         atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")
-        self.state_file.chmod(0o600)  # it holds the jugdir, which may be a redis URL with a password
+        self.state_file.chmod(0o600)  # pids and paths only, but other users have no business there
 
 
 def absolute_jugdir(jugdir: str, cwd: Path) -> str:
