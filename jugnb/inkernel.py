@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import JugnbError
 from .session import NotebookSession
+from .store import running_tasks
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,13 @@ def execute_here(session: NotebookSession, options: ExecuteOptions) -> Counter[s
 
     register_hook("execute.task-executed1", count)
     try:
-        while True:
-            before = sum(executed.values())
-            execution_loop(list(session.graph.tasks), options.jug_options())
-            progressed = sum(executed.values()) > before
-            if not (progressed and session.reload_if_barrier_cleared()):
-                return executed
+        with running_tasks(session.graph.store):
+            while True:
+                before = sum(executed.values())
+                execution_loop(list(session.graph.tasks), options.jug_options())
+                progressed = sum(executed.values()) > before
+                if not (progressed and session.reload_if_barrier_cleared()):
+                    return executed
     finally:
         _unregister_hook("execute.task-executed1", count)
 
@@ -146,4 +148,7 @@ def run_task(task: Any, *, save: bool = False) -> Any:
     if not task.can_run():
         waiting = [d for d in task.dependencies() if not d.can_load()]
         raise JugnbError(f"{task!r} cannot run yet: {len(waiting)} of its dependencies have no result.")
-    return task.run(save=save)
+    if not save:
+        return task.run(save=False)
+    with running_tasks(task.store):
+        return task.run(save=True)

@@ -114,5 +114,7 @@ class NotebookSession:
         return self.graph.jugfile if self.graph is not None else None
 
     def _reusable_store(self) -> Any:
-        # An in-memory dict_store holds the only copy of the results: keep it across reloads.
-        return self._store if self.jugdir.kind == "dict_store" else None
+        # A dict_store holds the only copy of the results (dict_store:FILE: the only copy of those not saved
+        # yet; a new store would read FILE without them, and the old one's __del__ would then overwrite FILE).
+        # A redis store holds a connection pool worth keeping.
+        return self._store if self.jugdir.kind in ("dict_store", "dict_store_file", "redis") else None

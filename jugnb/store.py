@@ -8,9 +8,11 @@ may run elsewhere) and never shows a redis password: every message and repr goes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -124,6 +126,26 @@ def open_store(spec: str, *, fatal: bool = False, retry_for: float | None = None
     except Exception as err:  # an unreadable dict_store:FILE raises UnpicklingError, EOFError, ...
         msg = f"cannot open the jugdir {redact(spec)}: {redact_text(str(err), spec)}"
         raise StoreError(msg, path=redact(spec)) from None
+
+
+@contextlib.contextmanager
+def running_tasks(store: Any) -> Iterator[None]:
+    """Run jug's execute loop on ``store`` in this process (the kernel), safely for the store.
+
+    Redis: a server lost for longer than the retry time stops the loop at once (instead of failing every
+    task in turn) and raises :class:`jugnb.redisstore.StoreUnreachable`. ``dict_store:FILE``: saved
+    afterwards, whatever happened.
+    """
+    guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if getattr(store, "redis", None) is not None:
+        from .redisstore import fatal_errors
+
+        guard = fatal_errors(store)
+    try:
+        with guard:
+            yield
+    finally:
+        save_dict_store(store)
 
 
 def save_dict_store(store: Any) -> bool:

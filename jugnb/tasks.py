@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import JugnbError
+from .store import save_dict_store
 
 
 def base_task(t: Any) -> Any:
@@ -110,6 +111,7 @@ def invalidate(
         store.remove_many([t.hash() for t in doomed])
         for t in doomed:
             t.unload()
+        save_dict_store(store)
     return Removal(counts, dry_run=dry_run)
 
 
@@ -139,6 +141,8 @@ def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: boo
         locks = len(list(store.listlocks())) if dry_run else int(store.remove_locks())
     elif mode == "failed-only":
         locks = _remove_failed_locks(store, dry_run)
+    if not dry_run:
+        save_dict_store(store)
     return Removal(results, locks, dry_run)
 
 

@@ -20,6 +20,7 @@ from .. import tasks as task_ops
 from ..loader import LoadedGraph
 from ..render import status_html, status_text
 from ..status import StatusReader, StatusSnapshot
+from ..store import redact
 from .views import Rendered, preformatted
 
 _COMMANDS: dict[str, Command] = {}
@@ -375,7 +376,7 @@ class ConfigCommand(Command):
             (
                 "jugdir",
                 str(session.jugdir),
-                f"{jugdir_source}; configured as {spec!r}" if "%" in spec else jugdir_source,
+                f"{jugdir_source}; configured as {redact(spec)!r}" if "%" in spec else jugdir_source,
             ),
             ("state folder", str(session.project.state_dir), "beside the notebook"),
             ("show_summary", str(magics.show_summary), "%config JugMagics.show_summary"),

@@ -31,7 +31,7 @@ from ..lint import foreign_names
 from ..loader import LoadedGraph
 from ..project import Project
 from ..session import NotebookSession
-from ..store import resolve_jugdir
+from ..store import redact, resolve_jugdir
 from . import commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions
@@ -68,6 +68,13 @@ class JugMagics(Magics):
         "everything "
         "downstream of them), and say what was removed. Off: stale results are only reported.",
     ).tag(config=True)
+
+    @classmethod
+    def class_get_trait_help(cls, trait: Any, inst: Any = None, helptext: str | None = None) -> str:
+        """Return a trait's help for ``%config JugMagics``, with any redis password in its value hidden."""
+        text = str(super().class_get_trait_help(trait, inst, helptext))
+        value = getattr(inst, trait.name, None) if inst is not None else None
+        return text.replace(value, redact(value)) if isinstance(value, str) and value else text
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -135,7 +142,11 @@ class JugMagics(Magics):
         if self.auto_invalidate_stale:
             self.run_subcommand("invalidate", ["--stale"])
         if self.show_summary and not args.quiet:
-            print(commands.summary_line(self, graph))
+            try:
+                print(commands.summary_line(self, graph))
+            except JugnbError as err:  # e.g. the redis server went away since the store was opened
+                msg = f"The jugfile is loaded ({len(graph.tasks)} tasks) but its status cannot be read: {err}"
+                raise UsageError(msg) from err
 
     @magic_arguments()
     @argument(

@@ -40,7 +40,8 @@ def current_staleness(magics: Any, graph: LoadedGraph | None = None) -> Stalenes
         fingerprints = TaskFingerprinter(graph.jugfile.text, graph.namespace).for_tasks(graph.tasks)
         cached = magics._fingerprints = (graph, fingerprints)
     snapshot = status_snapshot(magics, graph)
-    records = RecordLog.for_jugdir(graph.jugdir.spec).latest_by_hash() if graph.jugdir.shareable else {}
+    shared = graph.jugdir.shareable
+    records = RecordLog.for_jugdir(graph.jugdir.spec, graph.store).latest_by_hash() if shared else {}
     report = classify(graph.tasks, snapshot.hashes("complete"), cached[1], records)
     return Staleness(graph, snapshot, cached[1], records, report)
 
@@ -66,7 +67,10 @@ class WhyCommand(Command):
     def run(self, magics: Any, args: Any) -> Rendered:
         state = current_staleness(magics)
         tasks = _tasks_named(state.graph, args.task)
-        store = FingerprintStore.for_jugdir(state.graph.jugdir.spec) if state.graph.jugdir.shareable else None
+        graph = state.graph
+        store = (
+            FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else None
+        )
         explanations = [
             str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5]
         ]

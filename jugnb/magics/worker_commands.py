@@ -39,7 +39,9 @@ def pool_of(magics: Any) -> WorkerPool | None:
     if pool is None:
         session = magics.session
         try:
-            pool = WorkerPool.reattach(session.project.state_dir, session.project.module, parent=magics)
+            pool = WorkerPool.reattach(
+                session.project.state_dir, session.project.module, parent=magics, jugdir=session.jugdir.spec
+            )
         except NotRunning:
             return None
         magics._pool = pool
@@ -106,8 +108,8 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
     if not session.jugdir.shareable:
         msg = (
-            f"The jugdir {session.jugdir} is an in-memory dict_store: worker processes cannot see it. Use "
-            "`%jug execute --here` to run the tasks in the kernel, or a jugdir on disk or in redis."
+            f"{session.jugdir.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
+            "kernel, or a jugdir on disk or in redis."
         )
         raise UsageError(msg)
     jobs = args.jobs if args.jobs is not None else default_jobs()
@@ -222,7 +224,7 @@ def recent_failures(magics: Any) -> list[TaskRecord]:
 
     graph = magics.graph
     snapshot = status_snapshot(magics, graph)
-    latest = RecordLog.for_jugdir(graph.jugdir.spec).latest_by_hash()
+    latest = RecordLog.for_jugdir(graph.jugdir.spec, graph.store).latest_by_hash()
     failed = []
     for t in graph.tasks:
         record = latest.get(t.hash().decode())

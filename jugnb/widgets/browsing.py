@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..status import STATES, StatusSnapshot
+from ..store import save_dict_store
 
 __all__ = ["TaskEntry", "argument_summary", "list_entries", "result_size", "retry_task"]
 
@@ -169,6 +170,7 @@ def retry_task(store: Any, task_hash: str) -> bool:
     if not lock.is_failed():
         return False
     lock.release()
+    save_dict_store(store)
     return True
 
 
