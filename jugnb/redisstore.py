@@ -101,9 +101,8 @@ class RedisURL:
         """
         match = _URL.match(spec)
         if match is None:
-            from .store import redact
-
-            msg = f"cannot read the redis jugdir {redact(spec)}: use {_FORM}, e.g. redis://localhost:6379/0."
+            # Not repeated: a malformed URL may hold a password where redact() cannot find it.
+            msg = f"the redis jugdir is malformed: use {_FORM}, e.g. redis://localhost:6379/0."
             raise StoreError(msg)
         parts = match.groupdict()
         return cls(
@@ -280,7 +279,7 @@ def _is_lock_getset(args: tuple[Any, ...]) -> bool:
 
 
 def redis_client(
-    spec: str, *, retry_for: float = KERNEL_RETRY, socket_timeout: float | None = None
+    spec: str, *, retry_for: float | None = None, socket_timeout: float | None = None
 ) -> JugnbRedis:
     """Return a client for the database that ``spec`` names (nothing is sent yet).
 
@@ -288,8 +287,8 @@ def redis_client(
     ----------
     spec : str
         ``redis://[:password@]host[:port][/db]``.
-    retry_for : float
-        Seconds to retry an unreachable server.
+    retry_for : float, optional
+        Seconds to retry an unreachable server (default :data:`KERNEL_RETRY`).
     socket_timeout : float, optional
         Seconds a reply may take; default ``max(5, retry_for)``.
 
@@ -298,12 +297,16 @@ def redis_client(
     StoreError
         If ``spec`` is not a redis URL that jugnb understands.
     """
-    timeout = socket_timeout if socket_timeout is not None else max(5.0, retry_for)
-    return JugnbRedis(RedisURL.parse(spec), retry_for=retry_for, socket_timeout=timeout)
+    retry = KERNEL_RETRY if retry_for is None else retry_for
+    timeout = socket_timeout if socket_timeout is not None else max(5.0, retry)
+    return JugnbRedis(RedisURL.parse(spec), retry_for=retry, socket_timeout=timeout)
 
 
-def open_redis_store(spec: str, *, retry_for: float = KERNEL_RETRY, fatal: bool = False) -> Any:
+def open_redis_store(spec: str, *, retry_for: float | None = None, fatal: bool = False) -> Any:
     """Open jug's ``redis_store`` on the database ``spec`` names, with its password; check it answers.
+
+    A server that does not answer now is retried for at most :data:`KERNEL_RETRY` seconds (most likely a
+    wrong host or port); ``retry_for`` (default :data:`KERNEL_RETRY`) applies to every later command.
 
     Returns
     -------
@@ -322,7 +325,8 @@ def open_redis_store(spec: str, *, retry_for: float = KERNEL_RETRY, fatal: bool 
     from jug.backends.redis_store import redis_store
 
     client = redis_client(spec, retry_for=retry_for)
-    client.fatal = fatal
+    client.fatal, wanted = fatal, client.retry_for
+    client.retry_for = min(wanted, KERNEL_RETRY)
     try:
         client.ping()
     except RedisError as err:  # e.g. "DB index is out of range"
@@ -332,6 +336,7 @@ def open_redis_store(spec: str, *, retry_for: float = KERNEL_RETRY, fatal: bool 
     except BaseException:
         client.close()
         raise
+    client.retry_for = wanted
     store = redis_store.__new__(redis_store)  # its __init__ would parse the URL and drop db and password
     store.redis = client
     return store

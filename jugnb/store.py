@@ -114,11 +114,11 @@ def open_store(spec: str, *, fatal: bool = False, retry_for: float | None = None
     """
     if kind_of(spec) == "redis":
         try:
-            from .redisstore import KERNEL_RETRY, open_redis_store
+            from .redisstore import open_redis_store
         except ImportError:
             msg = "a redis jugdir needs the redis package: pip install 'jugnb[redis]'."
             raise StoreError(msg) from None
-        return open_redis_store(spec, retry_for=KERNEL_RETRY if retry_for is None else retry_for, fatal=fatal)
+        return open_redis_store(spec, retry_for=retry_for, fatal=fatal)
     from jug.backends import select
 
     try:

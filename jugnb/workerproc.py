@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal as signals
 import subprocess
@@ -342,6 +343,32 @@ def _release_locks(
         # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
         return [], ""
     return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended), ""
+
+
+def release_held_locks(folder: Path, jugdir: str) -> list[str]:
+    """Release the redis locks that workers which lost their server left behind; return their hashes.
+
+    A worker that stops because redis stayed unreachable notes the task it held in its heartbeat
+    (``held``); the pool that saw it exit tried to release that lock, but the server was still away. The
+    next pool on the same jugdir does it before starting workers, so that nobody waits on a lock that no
+    one holds. Heartbeats whose lock is released lose their ``held`` note.
+    """
+    released: list[str] = []
+    if not jugdir.startswith("redis:") or not folder.is_dir():
+        return released
+    for path in folder.glob("*.hb"):
+        beat = read_heartbeat(path) or {}
+        held = beat.get("held")
+        if beat.get("state") != "exited" or not held:
+            continue
+        try:
+            if release_redis_lock(jugdir, held):
+                released.append(held)
+        except StoreError:
+            return released  # still away: check_start would have said so; try again next time
+        beat.pop("held")
+        path.write_text(json.dumps(beat), encoding="utf-8")
+    return released
 
 
 def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> TaskRecord:

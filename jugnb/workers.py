@@ -56,6 +56,7 @@ from .workerproc import (
     WorkerProcess,
     check_start,
     handle_exit,
+    release_held_locks,
     worker_info,
 )
 
@@ -176,6 +177,9 @@ class WorkerPool(LoggingConfigurable):
         self.jugdir = absolute_jugdir(jugdir, Path(self.cwd))
         self.execute_args = list(execute_args)
         self.records.read_new()  # only failures from now on become events
+        for released in release_held_locks(self.state_dir / "workers" / self.module, self.jugdir):
+            message = f"released the lock of {released}, left by a worker that lost its redis server"
+            self._emit(PoolEvent(time.time(), "lock-released", "", 0, message))
         if not detach:
             atexit.register(_shutdown_at_exit, weakref.ref(self))
         return self.add(n)
@@ -295,7 +299,11 @@ class WorkerPool(LoggingConfigurable):
         """Read new task records and turn failures of this pool's workers into events; return those."""
         new = []
         with self._lock:  # the record log's offsets are not thread-safe
-            records = self.records.read_new()
+            try:
+                records = self.records.read_new()
+            except StoreError as err:  # redis away: waiting goes on; the workers' exits tell the story
+                self.log.debug("cannot read task records: %s", err)
+                return []
         for record in records:
             if record.status == "failed" and record.worker.startswith(f"{self.pool_id}."):
                 message = f"{record.name} failed on {record.worker}: {record.exc_type}: {record.exc_message}"

@@ -12,6 +12,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..records import TaskRecord
+from ..workerenv import EXIT_STORE_LOST
 from ..workers import NotRunning, WorkerInfo, WorkerPool
 from .commands import Command, _add_selection, _selection, status_snapshot
 from .views import Rendered
@@ -204,6 +205,12 @@ class WaitCommand(Command):
         if not finished:
             alive = sum(w.alive for w in pool.workers())
             print(f"Stopped waiting; {alive} workers are still running (`%jug workers`).")
+        lost = [str(w.pid) for w in pool.workers() if w.returncode == EXIT_STORE_LOST]
+        if lost:
+            print(
+                f"{len(lost)} workers (pids {', '.join(lost)}) stopped because the store was unreachable. "
+                "Results stored before are kept; `%jug execute` carries on once the store is back."
+            )
         print_failures(magics)
         magics._status_reader = None
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
