@@ -157,6 +157,9 @@ class JugnbRedis(redis.Redis):
     fatal : bool
         Raise :class:`StoreLost` instead of :class:`StoreUnreachable` (workers, the CLI, ``--here``);
         once lost, every later command fails at once (jug would otherwise retry each task's lock).
+    held_locks : set of str
+        Hashes of the task locks this client took (or may have taken: the reply was lost) and has not
+        deleted since; what a worker that lost its server leaves for the pool to release.
     """
 
     def __init__(self, url: RedisURL, *, retry_for: float, socket_timeout: float) -> None:
@@ -173,6 +176,7 @@ class JugnbRedis(redis.Redis):
         self.description = url.describe()
         self.retry_for = retry_for
         self.fatal = False
+        self.held_locks: set[str] = set()
         self._lost: str | None = None
         self._has_password = url.password is not None
 
@@ -183,10 +187,23 @@ class JugnbRedis(redis.Redis):
         """Run one command, retrying while the server is unreachable (see the module docstring)."""
         ambiguous = [False]
         send = super().execute_command
-        result = self.retrying(lambda: send(*args, **options), ambiguous)  # type: ignore[no-untyped-call]
-        if ambiguous[0] and result == b"L" and _is_lock_getset(args):
-            log.warning("the lock %s was taken while the connection dropped: taking it as ours", args[1])
-            return None
+        command, lock = str(args[0]).upper(), _lock_hash(args)
+        try:
+            result = self.retrying(lambda: send(*args, **options), ambiguous)  # type: ignore[no-untyped-call]
+        except BaseException:
+            if lock is not None and command == "GETSET":
+                self.held_locks.add(lock)  # it may have been taken before the connection dropped
+            raise
+        if lock is None:
+            return result
+        if command == "GETSET":
+            if ambiguous[0] and result == b"L":
+                log.warning("the lock of %s was set while the connection dropped: taking it as ours", lock)
+                result = None
+            if result is None:
+                self.held_locks.add(lock)
+        elif command in ("DEL", "SET"):  # released, or kept on purpose as a failed mark
+            self.held_locks.discard(lock)
         return result
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
@@ -272,10 +289,13 @@ def _before_sending(err: RedisError) -> bool:
     return isinstance(err, BusyLoadingError) or "connecting to" in str(err)
 
 
-def _is_lock_getset(args: tuple[Any, ...]) -> bool:
+def _lock_hash(args: tuple[Any, ...]) -> str | None:
+    """Return the task hash when the command's key is a jug lock (``lock:<hash>``)."""
     key = args[1] if len(args) > 1 else b""
     key = key.encode() if isinstance(key, str) else key
-    return str(args[0]).upper() == "GETSET" and isinstance(key, bytes) and key.startswith(b"lock:")
+    if isinstance(key, bytes) and key.startswith(b"lock:"):
+        return key[len(b"lock:") :].decode("ascii", "replace")
+    return None
 
 
 def redis_client(

@@ -142,7 +142,7 @@ class Worker:
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
         self.heartbeat.beat("starting", executed=0)
-        code, held = EXIT_FAILED, None
+        code, held = EXIT_FAILED, []
         try:
             # jug gets the open store; the string is for show only (and never holds the password).
             jugdir = redact(self.args.jugdir)
@@ -155,8 +155,7 @@ class Worker:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
             code = EXIT_DRAINED
         except store_lost_errors() as lost:
-            beat = self.heartbeat.state
-            held = beat.get("hash") if beat.get("state") == "running" else None
+            held = sorted(getattr(self.store.redis, "held_locks", ()))
             log.error("stopping: %s", lost)
             code = EXIT_STORE_LOST
         except SystemExit as exc:
@@ -165,7 +164,7 @@ class Worker:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
         finally:
-            # ``held``: the lock this worker may have left behind, for the pool to release.
+            # ``held``: the locks this worker may have left behind, for the pool to release.
             self.heartbeat.beat("exited", code=code, **({"held": held} if held else {}))
             self.store.close()
         return code

@@ -328,16 +328,16 @@ def _release_locks(
         # Redis locks name no owner: only the task the heartbeat says was running is this worker's
         # (the heartbeat leaves "running" before jug releases the lock, never after), or the one that a
         # worker which lost its server says it may have left behind ("held").
-        held = beat.get("hash") if died and beat.get("state") == "running" else beat.get("held")
-        if not held:
-            return [], ""
+        running = died and beat.get("state") == "running" and beat.get("hash")
+        held = [beat["hash"]] if running else list(beat.get("held") or [])
         try:
-            return ([held] if release_redis_lock(jugdir, held) else []), ""
-        except StoreError:
-            note = (
-                f"; the lock of task {held[:12]} may remain (`%jug cleanup --locks-only` once redis is back)"
+            return [h for h in held if release_redis_lock(jugdir, h)], ""
+        except StoreError:  # the next pool on this jugdir releases them (release_held_locks)
+            n = len(held)
+            return (
+                [],
+                f"; {n} task lock{'s' * (n != 1)} it held stay until the next `%jug execute`" if n else "",
             )
-            return [], note
     if proc.popen is None and process_alive(proc.pid):
         # Not our child and it ended while nobody watched: its pid now names another process, which
         # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
@@ -358,14 +358,12 @@ def release_held_locks(folder: Path, jugdir: str) -> list[str]:
         return released
     for path in folder.glob("*.hb"):
         beat = read_heartbeat(path) or {}
-        held = beat.get("held")
-        if beat.get("state") != "exited" or not held:
+        if beat.get("state") != "exited" or not beat.get("held"):
             continue
         try:
-            if release_redis_lock(jugdir, held):
-                released.append(held)
+            released += [h for h in beat["held"] if release_redis_lock(jugdir, h)]
         except StoreError:
-            return released  # still away: check_start would have said so; try again next time
+            return released  # still away (check_start would have said so): next time
         beat.pop("held")
         path.write_text(json.dumps(beat), encoding="utf-8")
     return released

@@ -203,10 +203,16 @@ class Transcript:
         self.parts: list[str] = []
 
     def jug(self, line: str) -> tuple[Any, str]:
-        """Run ``%jug line``; return its value and printed output (both kept)."""
-        with capture_output() as out:
-            value = self.shell.run_line_magic("jug", line)
-        self.parts += [out.stdout, out.stderr, _shown(value)]
+        """Run ``%jug line``; return its value and printed output (both kept, also when it raises)."""
+        value = None
+        try:
+            with capture_output() as out:
+                value = self.shell.run_line_magic("jug", line)
+        except Exception as err:
+            self.parts.append(str(err))
+            raise
+        finally:
+            self.parts += [out.stdout, out.stderr, _shown(value)]
         return value, out.stdout
 
     def cell(self, source: str, cell_id: str = "c1") -> tuple[Any, str]:
