@@ -78,5 +78,9 @@ class StoreError(JugnbError):
     """The jugdir or store cannot be used (bad spec, server unreachable, wrong password)."""
 
 
+class StoreUnreachable(StoreError):
+    """A redis server could not be reached (or refused the login) within the retry time."""
+
+
 class WorkerError(JugnbError):
     """Worker processes cannot be started, found or stopped as asked."""

@@ -39,9 +39,6 @@ def main(argv: list[str]) -> int:
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
-    except store_lost_errors() as err:  # a redis server gone for longer than the retry time
-        print(f"jugnb: error: {err}", file=sys.stderr)
-        return 2
     except OSError as err:  # the snapshot cannot be written (read-only folder, a file named .jugnb, ...)
         where = err.filename or "jugnb's state folder"
         msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
@@ -154,12 +151,26 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
+    except store_lost_errors() as lost:
+        raise JugnbError(str(lost) + _left_locks(opened, argv)) from None
     finally:
         if opened is not None:
             save_dict_store(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _left_locks(store: Any, argv: list[str]) -> str:
+    """Say which task locks a lost redis server may still hold for this process, and how to clear them."""
+    held = sorted(getattr(getattr(store, "redis", None), "held_locks", ()))
+    if not held:
+        return ""
+    shown = ", ".join(h[:12] for h in held)
+    return (
+        f"\n{len(held)} task lock(s) this process held may remain ({shown}): once the server is back and no "
+        "other worker runs, `jugnb cleanup NOTEBOOK.ipynb --locks-only` removes them."
+    )
 
 
 def _open_store(jugdir: str) -> Any:

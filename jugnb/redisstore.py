@@ -51,7 +51,7 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
-from .errors import StoreError
+from .errors import StoreError, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,6 @@ class RedisURL:
     def describe(self) -> str:
         """``redis://host:port/db``: what messages and widgets show (no user name, no password)."""
         return f"redis://{self.host}:{self.port}/{self.db}"
-
-
-class StoreUnreachable(StoreError):
-    """The redis server could not be reached (or refused the login) within the retry time."""
 
 
 class StoreLost(BaseException):
@@ -336,16 +332,14 @@ def open_redis_store(spec: str, *, retry_for: float | None = None, fatal: bool =
     Raises
     ------
     StoreUnreachable
-        If the server does not answer ``PING`` within ``retry_for`` seconds or refuses the login.
-    StoreLost
-        The same, when ``fatal``.
+        If the server does not answer ``PING`` or refuses the login (also when ``fatal``).
     StoreError
         If ``spec`` cannot be parsed.
     """
     from jug.backends.redis_store import redis_store
 
     client = redis_client(spec, retry_for=retry_for)
-    client.fatal, wanted = fatal, client.retry_for
+    wanted = client.retry_for
     client.retry_for = min(wanted, KERNEL_RETRY)
     try:
         client.ping()
@@ -356,7 +350,7 @@ def open_redis_store(spec: str, *, retry_for: float | None = None, fatal: bool =
     except BaseException:
         client.close()
         raise
-    client.retry_for = wanted
+    client.retry_for, client.fatal = wanted, fatal
     store = redis_store.__new__(redis_store)  # its __init__ would parse the URL and drop db and password
     store.redis = client
     return store

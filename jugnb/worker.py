@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import JugnbError
+from .errors import JugnbError, StoreUnreachable
 from .fingerprint import FingerprintStore
 from .heartbeat import Heartbeat
 from .locks import Holder, bump_redis_changes, change_token, holder
@@ -370,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except JugnbError as err:
         log.error("%s", err)
-        return 2
-    except store_lost_errors() as lost:
-        log.error("cannot start: %s", lost)
-        return EXIT_STORE_LOST
+        return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
     if args.parent_pid is not None:
         if os.getppid() != args.parent_pid:
             control.request_drain("the kernel is gone")

@@ -8,9 +8,12 @@ the locks the stopped workers could not. The server keeps its data across the re
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from subprocess import PIPE
+from typing import Any
 
 import pytest
 from backendutil import (
@@ -25,6 +28,7 @@ from backendutil import (
     password_server,
     wait_until,
 )
+from conftest import BIN, TIMEOUT
 from IPython.core.error import UsageError
 
 N = 24
@@ -134,3 +138,25 @@ def test_a_long_outage_stops_the_workers_cleanly_and_execute_finishes_later(
     assert nb.jug("check")[0] is True
     assert_serial_results(nb)
     assert PASSWORD not in nb.text() and files_containing(project, PASSWORD) == []
+
+
+def test_cli_stops_with_exit_2_when_the_server_goes_away_mid_run(
+    redis_pw: RedisServer, make_notebook: Any, project: Path, jug_environ: dict[str, str]
+) -> None:
+    notebook = make_notebook([graph(N, sleep=0.1)], name="work.ipynb")
+    (project / "jugrc").write_text(f"[main]\njugdir = {redis_pw.url(db=3)}\n")
+    env = {**jug_environ, "JUGNB_STORE_RETRY": "0.5"}
+    command = [str(BIN / "jugnb"), "execute", str(notebook), "--will-cite"]
+    with subprocess.Popen(command, cwd=project, env=env, stdout=PIPE, stderr=PIPE, text=True) as cli:
+        try:
+            before = wait_until(lambda: len(stored(redis_pw)) >= 3 and stored(redis_pw), 30, "3 results")
+            redis_pw.stop()
+            out, err = cli.communicate(timeout=TIMEOUT)
+        finally:
+            if cli.poll() is None:  # only after a failure above: our own child
+                cli.kill()
+    assert cli.returncode == 2, err
+    assert "jugnb: error: the redis server" in err and "is unreachable" in err and "Traceback" not in err
+    assert PASSWORD not in out + err
+    redis_pw.start()
+    assert before <= stored(redis_pw)
