@@ -8,10 +8,12 @@ may run elsewhere) and never shows a redis password: every message and repr goes
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,10 +124,22 @@ def open_store(spec: str, *, fatal: bool = False, retry_for: float | None = None
     from jug.backends import select
 
     try:
-        return select(spec)
+        store = select(spec)
     except Exception as err:  # an unreadable dict_store:FILE raises UnpicklingError, EOFError, ...
         msg = f"cannot open the jugdir {redact(spec)}: {redact_text(str(err), spec)}"
         raise StoreError(msg, path=redact(spec)) from None
+    if kind_of(spec) == "dict_store_file":
+        atexit.register(_save_at_exit, weakref.ref(store))
+    return store
+
+
+def _save_at_exit(ref: weakref.ref[Any]) -> None:
+    # jug's own save, dict_store.__del__ at interpreter exit, fails (`open` is gone by then) with a
+    # traceback on stderr: save while everything still works, and leave __del__ nothing to do.
+    store = ref()
+    if store is not None:
+        save_dict_store(store)
+        store.backend = None
 
 
 @contextlib.contextmanager

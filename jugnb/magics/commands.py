@@ -114,7 +114,7 @@ def _short_jugdir(graph: LoadedGraph) -> str:
     path = graph.jugdir.path
     folder = graph.snapshot.parents[3]  # <folder>/.jugnb/jugfiles/<sha>/<module>.py
     if path is not None and path.parent == folder:
-        return path.name
+        return ("file_keepalive:" if graph.jugdir.kind == "file_keepalive" else "") + path.name
     return str(graph.jugdir)
 
 
