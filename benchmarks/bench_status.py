@@ -198,9 +198,9 @@ def bench_file(folder: Path, tasks: list[Any], repeat: int) -> list[float]:
 
 
 def bench_redis(url: str, folder: Path, tasks: list[Any], repeat: int) -> list[float]:
-    from jug.backends.redis_store import redis_store
+    from jugnb.store import open_store
 
-    store = redis_store(url)
+    store = open_store(url)  # what the kernel uses: jug's redis_store with jugnb's client (db, password)
     store.redis.flushdb()
     write_redis_results(store.redis, tasks)
     key = b"result:" + tasks[0].hash()
