@@ -113,6 +113,7 @@ def test_every_feature_on_database_3_of_a_password_protected_server(
         stored = b"".join(records) + b"".join(db3.hvals("jugnb:fingerprints"))
     assert PASSWORD.encode() not in stored
     _exercise_the_other_subcommands(nb)
+    _stop_and_resume(nb, redis_pw)
     panel, browser = _widgets(nb)
     assert panel.view is not None and panel.view.total.complete == N + 1
     assert "redis://127.0.0.1" in panel.view.store and PASSWORD not in panel.view.store
@@ -137,6 +138,20 @@ def _exercise_the_other_subcommands(nb: Transcript) -> None:
         nb.shell.run_line_magic("config", "JugMagics")
     nb.parts.append(shown.stdout)
     assert "redis://:***@127.0.0.1" in shown.stdout
+
+
+def _stop_and_resume(nb: Transcript, server: RedisServer) -> None:
+    nb.jug("invalidate --target square")
+    nb.jug("execute -j 2 --quiet")
+    with server.client(db=3) as db3:
+        wait_until(lambda: db3.keys("lock:*"), 20, "a task to start")
+        _, out = nb.jug("stop --now")
+        assert "Stopped 2 workers" in out
+        assert db3.keys("lock:*") == []  # SIGTERM: jug's own `finally` released the locks
+    assert nb.jug("check")[0] is False
+    nb.jug("execute -j 2 --quiet")
+    nb.jug("wait --timeout 60")
+    assert nb.jug("check")[0] is True
 
 
 def _widgets(nb: Transcript) -> tuple[Any, Any]:
@@ -181,7 +196,13 @@ def test_cli_with_a_password_and_database_3_from_a_jugrc(
     run: Any,
 ) -> None:
     notebook = make_notebook([graph(N)], name="work.ipynb")
-    # A jugrc keeps the password off every command line (jug reads it from the working directory).
+    # On the command line (where `ps` shows it to every local user)...
+    done = run("jugnb", "execute", notebook, "--jugdir", redis_pw.url(db=3), "--will-cite", cwd=project)
+    assert done.returncode == 0, done.stderr
+    with redis_pw.client(db=3) as db3:
+        assert len(db3.keys("result:*")) == N + 1
+        db3.flushdb()
+    # ...or in a jugrc, which keeps the password off every command line (jug reads it in the working folder).
     (project / "jugrc").write_text(f"[main]\njugdir = {redis_pw.url(db=3)}\n")
     done = run("jugnb", "execute", notebook, "--will-cite", cwd=project)
     assert done.returncode == 0, done.stderr
