@@ -177,7 +177,7 @@ def _keep_out_of_git(folder: Path) -> None:
     # Records, like the jugdir beside them, are data: never committed by accident.
     ignore = folder / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# jugnb's task records and code fingerprints for the jugdir beside. Never commit.\n*\n")
+        ignore.write_text("# jugnb's records and fingerprints of the jugdir beside. Never commit.\n*\n")
 
 
 def records_folder(jugdir: str) -> Path:

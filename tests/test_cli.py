@@ -580,7 +580,8 @@ def test_jugdir_placeholders_use_the_exported_path(
     assert len(made) == 1
     assert len(_result_hashes(made[0])) == N_TASKS
     # jugnb's state folder is the notebook's, wherever jugnb runs from
-    assert {p.name for p in project.iterdir()} == {NOTEBOOK, ".jugnb", made[0].name}
+    records = f"{made[0].name}.jugnb"  # the task records that go with this jugdir
+    assert {p.name for p in project.iterdir()} == {NOTEBOOK, ".jugnb", made[0].name, records}
     assert {p.name for p in project.parent.iterdir()} == {"project"}
 
 

@@ -98,6 +98,8 @@ def test_failure_traceback_shown_by_wait(ip: InteractiveShell) -> None:
     _, out = jug(ip, "wait --timeout 60")
     assert "Task work.explode" in out and "ValueError: bad input 1" in out
     assert "about to fail" in out
+    _, out = jug(ip, "status")
+    assert out.count("ValueError: bad input 1") == 1  # %jug status shows the failure too
 
 
 def test_run_task_in_kernel_raises_with_traceback(ip: InteractiveShell) -> None:

@@ -3,6 +3,7 @@ invalidate with its dry-run count, retry of a failed task, traceback, run in ker
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -194,3 +195,31 @@ def test_argument_summary_is_short() -> None:
     summary = argument_summary(task, width=40)
     assert len(summary) == 40 and summary.endswith("…")
     assert argument_summary(SimpleNamespace(args=(1,), kwargs={"z": None})) == "1, z=None"
+
+
+def test_browser_without_a_widget_frontend_shows_text_and_html(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jugnb.jugfile import Fragment
+    from jugnb.project import Project
+    from jugnb.session import NotebookSession
+    from jugnb.store import resolve_jugdir
+    from jugnb.widgets import TaskBrowser
+
+    monkeypatch.chdir(tmp_path)
+    project = Project(tmp_path, "plain", "plain.ipynb")
+    session = NotebookSession(
+        project, resolve_jugdir("%(jugfile)s.jugdata", jugfile=project.export_path, base=tmp_path)
+    )
+    graph, _ = session.run_fragment(
+        Fragment(
+            "from jug import TaskGenerator\n@TaskGenerator\ndef f(x):\n    return x\n"
+            "ys = [f(i) for i in range(3)]\n"
+        )
+    )
+    bundle = TaskBrowser(graph)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" not in bundle  # no kernel comm here
+    assert bundle["text/plain"].splitlines()[0].startswith("Task browser: 3 tasks")
+    assert "plain.f(2)" in bundle["text/plain"] and "<table>" in bundle["text/html"]
+    assert "children=" not in bundle["text/plain"]
+    sys.modules.pop("plain", None)

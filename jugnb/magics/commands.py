@@ -140,7 +140,9 @@ class StatusCommand(Command):
         snapshot = status_snapshot(magics, graph)
         text, table = status_text(snapshot, short=args.short), status_html(snapshot)
         from .stale_commands import current_staleness, stale_note
+        from .worker_commands import print_failures
 
+        print_failures(magics)
         notes = [stale_note(current_staleness(magics, graph))]
         if graph.barrier is not None:
             notes.append(

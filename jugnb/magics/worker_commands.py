@@ -211,9 +211,17 @@ class WaitCommand(Command):
                 f"{len(lost)} workers (pids {', '.join(lost)}) stopped because the store was unreachable. "
                 "Results stored before are kept; `%jug execute` carries on once the store is back."
             )
-        print_failures(magics)
         magics._status_reader = None
+        refresh_panel(magics)
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
+
+
+def refresh_panel(magics: Any) -> None:
+    """Bring the last progress panel up to date now, so that a saved notebook keeps its final state."""
+    panel = getattr(magics, "panel", None)
+    if panel is not None and getattr(panel, "poller", None) is not None:
+        panel.poller.refresh()
+        panel.update_display()
 
 
 def print_failures(magics: Any) -> None:

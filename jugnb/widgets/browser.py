@@ -356,6 +356,27 @@ class TaskBrowser(widgets.VBox):
             f'<span style="color:#c62828">{html.escape(text)}</span>' if error else html.escape(text)
         )
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        # Where no widget manager draws the browser (terminal IPython, nbconvert, a saved notebook), show
+        # the listing it holds as text and HTML instead of `TaskBrowser(children=...)`.
+        data = dict(super()._repr_mimebundle_(**kwargs) or {})
+        if getattr(self.comm, "kernel", None) is None:
+            data.pop("application/vnd.jupyter.widget-view+json", None)
+        shown = self.entries[: self.page_size]
+        header = f"Task browser: {len(self.entries)} tasks (interactive in a notebook with ipywidgets)"
+        lines = [f"{e.state:<9} {e.hash[:12]}  {e.name}({e.args})" for e in shown]
+        more = [f"... {len(self.entries) - len(shown)} more"] if len(self.entries) > len(shown) else []
+        data["text/plain"] = "\n".join([header, *lines, *more])
+        rows = "".join(
+            f"<tr><td>{html.escape(e.state)}</td><td><code>{e.hash[:12]}</code></td>"
+            f"<td>{html.escape(e.name)}({html.escape(e.args)})</td></tr>"
+            for e in shown
+        )
+        data["text/html"] = f"<p>{html.escape(header)}</p><table>{rows}</table>" + "".join(
+            f"<p>{html.escape(m)}</p>" for m in more
+        )
+        return data
+
 
 def _label(e: TaskEntry) -> str:
     bits = [f"{e.name.rsplit('.', 1)[-1]}({e.args})", e.hash[:8], e.state]
