@@ -134,7 +134,10 @@ def _workers(argv: list[str]) -> int:
 
     try:
         project = Project.for_notebook(args.notebook, args.module, flag="--module")
-        pool = WorkerPool.reattach(project.state_dir, project.module)
+        # Only a look from outside: the workers keep running when this command exits.
+        pool = WorkerPool.reattach(
+            project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
+        )
     except NotRunning as err:
         print(f"No workers are running for {args.notebook} ({err})")
         return 0
@@ -148,6 +151,14 @@ def _workers(argv: list[str]) -> int:
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
     return 0
+
+
+def _jugrc_jugdir() -> str | None:
+    """Return the jugdir of the jugrc files, if any (a state file's redis jugdir has no password)."""
+    from jug.options import default_options, read_configuration_file
+
+    configured = getattr(read_configuration_file(default_options=default_options), "jugdir", None)
+    return configured if isinstance(configured, str) and configured != default_options.jugdir else None
 
 
 def run_child(command: list[str]) -> int:

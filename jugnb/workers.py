@@ -407,7 +407,12 @@ class WorkerPool(LoggingConfigurable):
 
     @classmethod
     def from_dict(
-        cls, data: dict[str, Any], parent: Any = None, jugdir: str | None = None, **traits: Any
+        cls,
+        data: dict[str, Any],
+        parent: Any = None,
+        jugdir: str | None = None,
+        stop_at_exit: bool = True,
+        **traits: Any,
     ) -> WorkerPool:
         """Rebuild a pool from :meth:`to_dict` and watch its workers that are still running.
 
@@ -417,6 +422,9 @@ class WorkerPool(LoggingConfigurable):
         parent : Configurable, optional
         jugdir : str, optional
             The real jugdir (with its password), used when it redacts to the one in ``data``.
+        stop_at_exit : bool
+            Drain workers that are not detached when this process exits (a kernel taking them over);
+            ``False`` for a look from outside (``jugnb workers``), which must leave them running.
 
         Raises
         ------
@@ -446,17 +454,22 @@ class WorkerPool(LoggingConfigurable):
         for proc in pool._procs:
             if proc.ended is None:  # ended ones were settled by the pool that saw them end
                 pool._watch(proc)
-        if not pool.detach:
+        if stop_at_exit and not pool.detach:
             atexit.register(_shutdown_at_exit, weakref.ref(pool))
         return pool
 
     @classmethod
     def reattach(
-        cls, state_dir: Path, module: str, parent: Any = None, jugdir: str | None = None
+        cls,
+        state_dir: Path,
+        module: str,
+        parent: Any = None,
+        jugdir: str | None = None,
+        stop_at_exit: bool = True,
     ) -> WorkerPool:
         """Return the pool whose workers still run on ``module`` (from its state file).
 
-        ``jugdir`` is the caller's jugdir with its password (see :meth:`from_dict`).
+        ``jugdir`` and ``stop_at_exit`` are passed to :meth:`from_dict`.
 
         Raises
         ------
@@ -469,7 +482,7 @@ class WorkerPool(LoggingConfigurable):
         except FileNotFoundError:
             msg = f"no workers were started for {module} (no {path})."
             raise NotRunning(msg, path=str(path)) from None
-        return cls.from_dict(data, parent=parent, jugdir=jugdir)
+        return cls.from_dict(data, parent=parent, jugdir=jugdir, stop_at_exit=stop_at_exit)
 
     def _save(self) -> None:
         atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")

@@ -300,3 +300,22 @@ def test_a_store_that_answers_is_checked_when_opened(redis_pw: RedisServer) -> N
     assert store.redis.connection_pool.connection_kwargs["db"] == 3
     assert redact(redis_pw.url(db=3)) == f"redis://:***@127.0.0.1:{redis_pw.port}/3"
     store.redis.close()
+
+
+def test_jugnb_workers_in_a_shell_finds_and_stops_redis_workers(
+    redis_pw: RedisServer, shell_on: Callable[[str], Transcript], project: Path, run: Any
+) -> None:
+    nb = shell_on(redis_pw.url(db=3))
+    nb.cell(graph(N, sleep=1.0))  # 12 s of work: stopped long before the end
+    nb.jug("execute -j 1 --quiet")
+    state = (project / ".jugnb" / "workers" / "work.json").read_text()
+    assert f"redis://:***@127.0.0.1:{redis_pw.port}/3" in state and PASSWORD not in state
+    (project / "jugrc").write_text(f"[main]\njugdir = {redis_pw.url(db=3)}\n")
+    shown = run("jugnb", "workers", "work.ipynb", cwd=project)
+    assert shown.returncode == 0 and "pid " in shown.stdout, shown.stderr
+    stopped = run("jugnb", "workers", "work.ipynb", "--now", cwd=project)
+    assert stopped.returncode == 0 and "Stopped them." in stopped.stdout
+    assert "Traceback" not in shown.stderr + stopped.stderr
+    nb.jug("wait --timeout 30")
+    with redis_pw.client(db=3) as db3:
+        assert db3.keys("lock:*") == []
