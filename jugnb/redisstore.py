@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -174,6 +175,7 @@ class JugnbRedis(redis.Redis):
         self.fatal = False
         self.held_locks: set[str] = set()
         self._lost: str | None = None
+        self._fatal_thread: int | None = None  # fatal_errors(): one thread only (not the panel's poller)
         self._has_password = url.password is not None
 
     def __repr__(self) -> str:
@@ -220,7 +222,7 @@ class JugnbRedis(redis.Redis):
         StoreUnreachable, StoreLost
             When the time is up, or at once for a refused login (``fatal`` chooses which).
         """
-        if self._lost is not None:
+        if self._lost is not None and self._is_fatal():
             raise StoreLost(self._lost)
         deadline, delay = None, 0.05
         while True:
@@ -240,8 +242,11 @@ class JugnbRedis(redis.Redis):
                 time.sleep(min(delay, deadline - now))
                 delay = min(delay * 2, _MAX_BACKOFF)
 
+    def _is_fatal(self) -> bool:
+        return self.fatal or self._fatal_thread == threading.get_ident()
+
     def _failure(self, message: str) -> BaseException:
-        if self.fatal:
+        if self._is_fatal():
             self._lost = message
             return StoreLost(message)
         return StoreUnreachable(message, path=self.description)
@@ -387,10 +392,10 @@ def fatal_errors(store: Any) -> Iterator[None]:
     if not isinstance(client, JugnbRedis):
         yield
         return
-    client.fatal = True
+    client._fatal_thread = threading.get_ident()  # the panel's poller thread keeps ordinary errors
     try:
         yield
     except StoreLost as lost:
         raise StoreUnreachable(lost.message, path=client.description) from None
     finally:
-        client.fatal, client._lost = False, None
+        client._fatal_thread, client._lost = None, None

@@ -319,3 +319,30 @@ def test_jugnb_workers_in_a_shell_finds_and_stops_redis_workers(
     nb.jug("wait --timeout 30")
     with redis_pw.client(db=3) as db3:
         assert db3.keys("lock:*") == []
+
+
+def test_fatal_errors_apply_to_the_running_thread_only(redis_pw: RedisServer) -> None:
+    import threading
+
+    from jugnb.errors import StoreUnreachable
+    from jugnb.redisstore import StoreLost, fatal_errors
+
+    store = open_redis_store(redis_pw.url(db=3), retry_for=0.1)
+    redis_pw.stop()
+    seen: list[BaseException] = []
+
+    def poller() -> None:  # the panel's thread, reading while the kernel runs tasks
+        try:
+            store.redis.dbsize()
+        except BaseException as err:
+            seen.append(err)
+
+    with pytest.raises(StoreUnreachable, match="is unreachable"), fatal_errors(store):
+        with pytest.raises(StoreLost):
+            store.redis.get("x")
+        thread = threading.Thread(target=poller)
+        thread.start()
+        thread.join(10)
+        store.redis.get("x")  # latched: fails at once, and leaves the block as StoreUnreachable
+    assert len(seen) == 1 and type(seen[0]) is StoreUnreachable
+    store.redis.close()
