@@ -66,7 +66,9 @@ def install_recorder(snapshot: str, jugdir: str, store: Any = None) -> TaskRecor
     return recorder
 
 
-def dry_run(snapshot: str, jugdir: str, store: Any = None) -> str:
+def dry_run(
+    snapshot: str, jugdir: str, store: Any = None, selection: tuple[str | None, str | None] = (None, None)
+) -> str:
     """Import ``snapshot`` and describe what ``execute`` would run (nothing is run).
 
     Parameters
@@ -77,6 +79,8 @@ def dry_run(snapshot: str, jugdir: str, store: Any = None) -> str:
         jug's ``--jugdir``.
     store : jug store, optional
         The store jugnb opened for ``jugdir`` (default: jug opens it).
+    selection : tuple of str or None
+        execute's ``--name`` and ``--pattern``: only the tasks they select are planned, as jug runs only them.
 
     Returns
     -------
@@ -90,7 +94,9 @@ def dry_run(snapshot: str, jugdir: str, store: Any = None) -> str:
     """
     import jug.jug
     from jug import task as jugtask
+    from jug.utils import prepare_matcher_from_options
 
+    matcher = prepare_matcher_from_options(*selection)
     store, namespace = jug.jug.init(snapshot, jugdir if store is None else store, on_error="propagate")
     tasks = list(jugtask.alltasks)
     snapshot_status = StatusReader(tasks, store).read()
@@ -100,7 +106,10 @@ def dry_run(snapshot: str, jugdir: str, store: Any = None) -> str:
         records = {}
     fingerprints = TaskFingerprinter(Path(snapshot).read_text(encoding="utf-8"), namespace).for_tasks(tasks)
     report = classify(tasks, snapshot_status.hashes("complete"), fingerprints, records)
-    text = plan_text(dry_run_plan(tasks, snapshot_status, report, records))
+    selected = [t for t in tasks if matcher is None or matcher(t.name)]
+    if not selected:
+        return "No task matches the selection: nothing would run."
+    text = plan_text(dry_run_plan(selected, snapshot_status, report, records))
     if namespace.get("__jug__hasbarrier__"):
         text += (
             "\nThe jugfile stops at a barrier or bvalue: tasks after it are not defined yet and not listed."

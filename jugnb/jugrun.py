@@ -35,7 +35,6 @@ def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
     try:
         snapshot, jug_argv = resolve(argv)
-        return run_jug(snapshot, jug_argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -44,6 +43,14 @@ def main(argv: list[str]) -> int:
         msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
         print(f"jugnb: error: {msg}", file=sys.stderr)
         return 2
+    try:
+        return run_jug(snapshot, jug_argv)
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `jugnb status NB.ipynb | head`: the reader left, as for any Unix command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -75,7 +82,7 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False)
     parser.add_argument("--module", default=None)
     known, rest = parser.parse_known_args(argv)
     # parse_known_args reorders nothing among the unknown arguments, so jug sees them as given.
@@ -136,7 +143,8 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             from .cli_execute import dry_run, install_recorder
 
             if dry:
-                print(dry_run(snapshot, jugdir, opened))
+                selection = (options.execute_name, options.execute_pattern)
+                print(dry_run(snapshot, jugdir, opened, selection))
                 return 0
             install_recorder(snapshot, jugdir, opened)
         elif dry:

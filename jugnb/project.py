@@ -29,7 +29,7 @@ STATE_DIR_NAME = ".jugnb"
 _SHADOWS = (
     "The module name `{name}` (from {source}) would shadow the importable module `{name}`{origin}: jug "
     "registers the jugfile as sys.modules['{name}'], which would break every import of it. Rename the "
-    "notebook, or pick another module name with `{flag} OTHER_NAME`."
+    "notebook, or pick another module name with `{flag} {example}`."
 )
 _NOT_IDENTIFIER = (
     "`{name}` is not a valid module name: use letters, digits and underscores, not starting with a digit."
@@ -118,7 +118,10 @@ def check_module_name(name: str, *, folder: Path, source: str, flag: str) -> Non
     origin = _importable_origin(name, excluded={str(folder), os.getcwd(), ""})
     if origin is not None:
         where = f" ({origin})" if origin != "built-in" else " (built in)"
-        raise ModuleNameError(_SHADOWS.format(name=name, source=source, origin=where, flag=flag))
+        example = "'OTHER_NAME'" if flag.startswith("%config") else "OTHER_NAME"  # %config evaluates Python
+        raise ModuleNameError(
+            _SHADOWS.format(name=name, source=source, origin=where, flag=flag, example=example)
+        )
 
 
 def _importable_origin(name: str, excluded: set[str]) -> str | None:

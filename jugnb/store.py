@@ -22,7 +22,8 @@ from typing import Any
 
 from .errors import StoreError
 
-_PASSWORD = re.compile(r"^(?P<scheme>redis(?:s)?:(?://)?)(?P<user>[^:@/]*):(?P<password>[^@/]*)@")
+# Greedy up to the last "@" before any "/": a raw "@" in a password (it should be %40) is hidden whole.
+_PASSWORD = re.compile(r"^(?P<scheme>redis(?:s)?:(?://)?)(?P<user>[^:@/]*):(?P<password>[^/]*)@")
 
 
 def redact(spec: str) -> str:

@@ -7,6 +7,7 @@ the store's ``remove_many`` and locks with jug's lock objects, as ``jug invalida
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ def task_matcher(name: str | None = None, pattern: str | None = None) -> Callabl
 
     try:
         matcher = prepare_matcher_from_options(name, pattern)
-    except ValueError as err:
-        raise JugnbError(f"bad task pattern: {err}") from None
+    except (ValueError, re.error) as err:
+        raise JugnbError(f"bad task pattern {name or pattern!r}: {err}.") from None
     if matcher is None:
         raise JugnbError("say which tasks: --name NAME (module.fn, fn, fn*) or --pattern TEXT|/REGEX/.")
     return matcher  # type: ignore[no-any-return]

@@ -235,3 +235,18 @@ def test_kernel_jugfile_equals_export_of_same_cells(ip: InteractiveShell, projec
     for number, source in enumerate(sources, start=1):
         cell(ip, source, cell_id=f"cell-{number}")
     assert current_snapshot(project).read_text() == export_notebook(notebook).text
+
+
+def test_jug_arguments_are_quoted_as_in_a_shell(ip: InteractiveShell) -> None:
+    cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
+    _, out = cell(ip, '%jug invalidate --pattern "dou ble" --dry-run')
+    assert "No task matches 'dou ble'" in out
+    result, out = cell(ip, "%jug invalidate --target /[/")
+    assert not result.success and "bad task pattern '/[/'" in out and "Traceback" not in out
+
+
+def test_changing_the_jugdir_after_loading_says_how_it_applies(ip: InteractiveShell, project: Path) -> None:
+    cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
+    _, out = cell(ip, "%config JugMagics.jugdir = 'elsewhere.jugdata'")
+    assert "JugMagics.jugdir changed: it applies after `%jug reset`" in out
+    assert str(project / "analysis.jugdata") in ip.run_line_magic("jug", "config").text

@@ -417,4 +417,5 @@ def _removal_table(verb: str, removal: task_ops.Removal) -> str:
         return f"{verb}: no results (none of the selected tasks or their dependents had one)."
     width = max(len(n) for n in removal.results)
     rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(removal.results.items())]
-    return "\n".join([f"{verb} {removal.total} results, downstream included:", *rows])
+    noun = "result" if removal.total == 1 else "results"
+    return "\n".join([f"{verb} {removal.total} {noun}, downstream included:", *rows])

@@ -16,6 +16,7 @@ the notebook. ``%jug config`` shows the effective values and where each came fro
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, observe
 
 from ..errors import JugnbError
 from ..jugfile import Fragment
@@ -87,6 +88,19 @@ class JugMagics(Magics):
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell_id)
             shell.user_ns.update(shell_functions(self))
+
+    @observe("jugdir", "module", "notebook")
+    def _configuration_changed(self, change: Any) -> None:
+        # The session is built from these once; a change must not be silently ignored.
+        if self._session is None:
+            return
+        if self._session.graph is None:
+            self._session = None  # nothing loaded yet: the next cell uses the new setting
+            return
+        print(
+            f"JugMagics.{change['name']} changed: it applies after `%jug reset` and running the %%jugfile "
+            "cells again (the loaded jugfile keeps its module and jugdir until then)."
+        )
 
     @property
     def session(self) -> NotebookSession:
@@ -167,7 +181,12 @@ class JugMagics(Magics):
         In [3]: %jug invalidate --name score --dry-run
         In [4]: %jug cleanup --dry-run
         """
-        args = parse_argstring(self.jug, line)
+        # POSIX quoting, as in a shell: `--pattern "a b"` is one value, `--name ""` an empty one.
+        try:
+            words = shlex.split(line)
+        except ValueError as err:  # an unclosed quote
+            raise UsageError(f"%jug {line}: {err}.") from None
+        args = self.jug.parser.parse_args(words)
         return self.run_subcommand(args.subcommand, args.arguments)
 
     def run_subcommand(self, name: str, argv: list[str]) -> Any:
@@ -266,7 +285,9 @@ class JugMagics(Magics):
         notebook, _ = self.notebook_setting()
         if notebook is None:
             return Project(Path.cwd(), self.module or "jugfile", "an IPython session")
-        return Project.for_notebook(notebook, self.module, flag="%config JugMagics.module =")
+        return Project.for_notebook(
+            notebook, self.module, flag="%config JugMagics.module ="
+        )  # the hint quotes the name
 
     def notebook_setting(self) -> tuple[Path | None, str]:
         """Return the notebook's path (or ``None``) and where it came from."""

@@ -71,9 +71,9 @@ class WhyCommand(Command):
         store = (
             FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else None
         )
-        explanations = [
-            str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5]
-        ]
+        # Tasks of one name usually share the reason and the diff: say each distinct explanation once.
+        explained = (str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5])
+        explanations = list(dict.fromkeys(explained))
         if len(tasks) > 5:
             explanations.append(
                 f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
@@ -94,9 +94,15 @@ def stale_selection(magics: Any, matcher: Any) -> tuple[list[Any], Staleness]:
     return [t for t in state.graph.tasks if t.hash().decode() in stale], state
 
 
-def dry_run(magics: Any) -> Rendered:
-    """List what ``%jug execute`` would run, by task name and reason, with the expected cost; run nothing."""
+def dry_run(magics: Any, matcher: Any = None) -> Rendered:
+    """List what ``%jug execute`` would run, by task name and reason, with the expected cost; run nothing.
+
+    ``matcher`` (jug's ``--name``/``--pattern`` matcher) limits the plan to the tasks execute would select.
+    """
     state = current_staleness(magics)
+    tasks = [t for t in state.graph.tasks if matcher is None or matcher(t.name)]
+    if not tasks:
+        return preformatted("No task matches the selection: nothing would run.")
     return preformatted(
         plan_text(dry_run_plan(state.graph.tasks, state.snapshot, state.report, state.records))
     )

@@ -93,9 +93,11 @@ class ExecuteCommand(Command):
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
         options = execute_options(args)
         if args.dry_run:
+            from ..tasks import task_matcher
             from .stale_commands import dry_run
 
-            return dry_run(magics)
+            selected = options.name is not None or options.pattern is not None
+            return dry_run(magics, task_matcher(options.name, options.pattern) if selected else None)
         if args.here:
             executed = execute_here(magics.session, options)
             magics._status_reader = None
@@ -139,7 +141,7 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
             detach=args.detach,
         )
     print(
-        f"Started {len(started)} workers (pids {', '.join(str(w.pid) for w in started)})"
+        f"Started {_plural(len(started), 'worker')} (pids {', '.join(str(w.pid) for w in started)})"
         + (", detached" if args.detach else "")
         + ". `%jug wait` blocks until they finish."
     )
@@ -212,6 +214,9 @@ class WaitCommand(Command):
                 "Results stored before are kept; `%jug execute` carries on once the store is back."
             )
         magics._status_reader = None
+        if magics.session.graph is None:  # a new kernel re-attached to workers before loading the jugfile
+            print("Run the %%jugfile cells to see the status of their tasks.")
+            return None
         refresh_panel(magics)
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
 
@@ -266,9 +271,12 @@ class StopCommand(Command):
             print("No workers are running.")
             return
         alive = [w.pid for w in pool.workers() if w.alive]
+        if not alive:
+            print("No workers are running.")
+            return
         pool.stop(now=args.now)
         verb = "Stopped" if args.now else "Asked to finish their current task and exit:"
-        print(f"{verb} {len(alive)} workers (pids {', '.join(map(str, alive))}).")
+        print(f"{verb} {_plural(len(alive), 'worker')} (pids {', '.join(map(str, alive))}).")
 
 
 class RunCommand(Command):
@@ -287,6 +295,10 @@ class RunCommand(Command):
         if args.save:
             magics._status_reader = None
         return value
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _counts(counter: Any) -> str:

@@ -204,6 +204,9 @@ class StatusPoller(LoggingConfigurable):
         graph = self._graph_source()
         if graph is None:
             raise LookupError("no jugfile is loaded yet: run a %%jugfile cell.")
+        # Whether the workers had all ended is taken before the store is read, so that a panel frozen as
+        # final shows every result they wrote (taken after, a read from just before they ended could stick).
+        pool_ended = self.pool is not None and self.pool.state == "after"
         snapshot = self._reader_for(graph).read()
         workers = self.pool.workers() if self.pool is not None else []
         records = self._record_log(graph)
@@ -212,7 +215,7 @@ class StatusPoller(LoggingConfigurable):
         if self.pool is not None:
             self.model.add_pool_events(list(self.pool.events))
         barrier = _barrier_text(graph)
-        done = self._done(snapshot, graph, bool(barrier))
+        done = self._done(snapshot, graph, bool(barrier), pool_ended)
         stale = self.staleness(graph, snapshot) if self.staleness is not None else None
         self.model.message = ""
         return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale)
@@ -242,14 +245,14 @@ class StatusPoller(LoggingConfigurable):
                 self._records = None
         return self._records
 
-    def _done(self, snapshot: StatusSnapshot, graph: Any, at_barrier: bool) -> bool:
+    def _done(self, snapshot: StatusSnapshot, graph: Any, at_barrier: bool, pool_ended: bool) -> bool:
         complete = snapshot.all_complete
         if at_barrier and complete and self.on_barrier_cleared is not None:
             if self._barrier_reported is not graph:
                 self._barrier_reported = graph
                 self.on_barrier_cleared()
             return False  # the kernel reloads the jugfile: the tasks after the barrier come next
-        if self.pool is not None and self.pool.state == "after":
+        if pool_ended:
             return True
         return complete and not at_barrier
 
