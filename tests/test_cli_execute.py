@@ -49,3 +49,11 @@ def test_dry_run_needs_a_notebook(project: Path, run: Callable[..., object]) -> 
     (project / "plain.py").write_text("x = 1\n")
     result = run("jugnb", "execute", "plain.py", "--dry-run", cwd=project)
     assert result.returncode == 2 and "--dry-run needs a notebook" in result.stderr
+
+
+def test_dry_run_plans_only_the_selected_tasks(project: Path, run: Callable[..., object]) -> None:
+    notebook = write_notebook(project / "analysis.ipynb", CELLS)
+    plan = run("jugnb", "execute", notebook, "--dry-run", "--name", "total", cwd=project)
+    assert "waiting  analysis.total" in plan.stdout and "analysis.scaled" not in plan.stdout
+    none = run("jugnb", "execute", notebook, "--dry-run", "--name", "nosuch", cwd=project)
+    assert "No task matches the selection" in none.stdout
