@@ -80,6 +80,7 @@ def test_urls_parse_like_redis_and_never_show_the_password() -> None:
     assert "topsecret" not in str(err.value)
     jugdir = Jugdir("redis://:topsecret@h:1/3", "redis")
     assert "topsecret" not in repr(jugdir) + str(jugdir) + repr([jugdir])
+    assert redact("redis://:top@secret@h:1/3") == "redis://:***@h:1/3"  # a raw "@" (should be %40)
 
 
 # -- the magics, workers, panel, browser, records and fingerprints on db 3 ------------------------------
