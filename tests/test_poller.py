@@ -272,14 +272,21 @@ def write_results(graph: Any, n: int) -> None:
         (jugdir / h[:2] / h[2:]).write_bytes(encode(0))
 
 
-def busy_loop_max_gap(seconds: float) -> float:
-    """Run a pure-Python loop in this thread for ``seconds``; the longest pause between iterations (s)."""
+def busy_loop_max_gap(seconds: float, until: Callable[[], bool] = lambda: False) -> float:
+    """Run a pure-Python loop in this thread for ``seconds`` (or until ``until()``, checked every 0.1 s).
+
+    Returns the longest pause between two iterations, in seconds.
+    """
     gap, last = 0.0, time.perf_counter()
-    end = last + seconds
+    end, check = last + seconds, last + 0.1
     while last < end:
         now = time.perf_counter()
         gap = max(gap, now - last)
         last = now
+        if now > check:
+            if until():
+                break
+            check = now + 0.1
     return gap
 
 
@@ -293,7 +300,9 @@ def test_main_thread_is_never_delayed_more_than_50_ms(make_graph: Callable[[int]
     baseline = busy_loop_max_gap(0.5)
     poller.start()
     try:
-        gap = busy_loop_max_gap(3.0)
+        # Watch until the poller has ticked several times while we hog the main thread (at most 30 s: a
+        # loaded machine slows its ticks, it must not shorten the observation).
+        gap = busy_loop_max_gap(30.0, until=lambda: poller.ticks >= 5)
     finally:
         assert poller.stop()
     print(

@@ -131,8 +131,6 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         started = pool.add(jobs)
     else:
         pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics)
-        magics.shell.configurables.append(pool)
-        magics._pool = pool
         started = pool.start(
             jobs,
             jugdir=session.jugdir.spec,
@@ -140,6 +138,9 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
             execute_args=options.worker_args(),
             detach=args.detach,
         )
+        # Kept only once started: a pool whose start failed must not answer a later %jug wait or stop.
+        magics.shell.configurables.append(pool)
+        magics._pool = pool
     print(
         f"Started {_plural(len(started), 'worker')} (pids {', '.join(str(w.pid) for w in started)})"
         + (", detached" if args.detach else "")

@@ -35,6 +35,9 @@ __all__ = ["TaskBrowser"]
 _STATE_ORDER = ("complete", "active", "ready", "waiting", "failed")
 
 
+_FALLBACK_ROWS = 12  # tasks listed where the browser cannot be drawn (a summary, not the browser)
+
+
 class TaskBrowser(widgets.VBox):
     """Browse a graph's tasks and act on one.
 
@@ -362,7 +365,7 @@ class TaskBrowser(widgets.VBox):
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if getattr(self.comm, "kernel", None) is None:
             data.pop("application/vnd.jupyter.widget-view+json", None)
-        shown = self.entries[: self.page_size]
+        shown = self.entries[:_FALLBACK_ROWS]
         header = f"Task browser: {len(self.entries)} tasks (interactive in a notebook with ipywidgets)"
         lines = [f"{e.state:<9} {e.hash[:12]}  {e.name}({e.args})" for e in shown]
         more = [f"... {len(self.entries) - len(shown)} more"] if len(self.entries) > len(shown) else []
