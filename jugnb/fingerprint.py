@@ -56,9 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from ._codeindex import CodeIndex
-from .errors import StoreError
 from .jugfile import atomic_write
-from .records import records_folder
+from .records import companion_folder
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +286,7 @@ class FingerprintStore(ABC):
     (:meth:`load`) to show what changed. Content-addressed: a digest's entry never changes once written.
 
     - **file store** (and ``file_keepalive:``): ``<jugdir>.jugnb/fingerprints/<digest>.py``, beside the
-      records folder (:func:`jugnb.records.records_folder`) and, like it, outside the jugdir, where
+      records folder (:func:`jugnb.records.companion_folder`) and, like it, outside the jugdir, where
       ``jug cleanup`` would delete it. Each file is the normalised source under a ``# parts: ...`` line.
     - **redis**: the hash ``jugnb:fingerprints`` (field: digest, value: JSON ``{"source", "parts"}``).
     """
@@ -309,13 +308,7 @@ class FingerprintStore(ABC):
         """
         if jugdir.startswith("redis:"):
             return RedisFingerprintStore(jugdir, store)
-        if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
-            kind = jugdir.split(":")[0]
-            msg = f"fingerprints need a shared store; `{kind}` keeps results in one process only."
-            raise StoreError(msg)
-        if jugdir.startswith("file_keepalive:"):
-            jugdir = jugdir[len("file_keepalive:") :]
-        return FileFingerprintStore(records_folder(jugdir).parent / "fingerprints")
+        return FileFingerprintStore(companion_folder(jugdir, "fingerprints"))
 
     @abstractmethod
     def save(self, fingerprint: Fingerprint) -> None:

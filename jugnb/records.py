@@ -140,12 +140,7 @@ class RecordLog(ABC):
         """
         if jugdir.startswith("redis:"):
             return RedisRecordLog(jugdir, store)
-        if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
-            msg = f"records need a shared store; `{jugdir.split(':')[0]}` keeps results in one process only."
-            raise StoreError(msg)
-        if jugdir.startswith("file_keepalive:"):
-            jugdir = jugdir[len("file_keepalive:") :]
-        return FileRecordLog(records_folder(jugdir))
+        return FileRecordLog(companion_folder(jugdir, "records"))
 
     @abstractmethod
     def append(self, record: TaskRecord) -> None:
@@ -178,6 +173,23 @@ def _keep_out_of_git(folder: Path) -> None:
     ignore = folder / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# jugnb's records and fingerprints of the jugdir beside. Never commit.\n*\n")
+
+
+def companion_folder(jugdir: str, what: str) -> Path:
+    """Return ``<jugdir>.jugnb/<what>``, jugnb's folder of ``what`` for a file or file_keepalive jugdir.
+
+    Raises
+    ------
+    StoreError
+        For an in-memory ``dict_store`` (or ``dict_store:FILE``): only one process sees its results, so
+        records and fingerprints have nowhere to be shared.
+    """
+    if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
+        msg = f"{what} need a shared store; `{jugdir.split(':')[0]}` keeps results in one process only."
+        raise StoreError(msg)
+    if jugdir.startswith("file_keepalive:"):
+        jugdir = jugdir[len("file_keepalive:") :]
+    return records_folder(jugdir).parent / what
 
 
 def records_folder(jugdir: str) -> Path:
