@@ -296,3 +296,43 @@ def _wait_for_redis(port: int, server: subprocess.Popen[bytes]) -> None:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+@pytest.fixture
+def notebook_shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
+    """``notebook_shell(module)``: an in-process InteractiveShell as the notebook ``<module>.ipynb``.
+
+    The shell runs in :func:`project` with jugnb loaded and no user jugrc. At teardown it stops the workers
+    the magics started (and checks that they are gone), unloads jugnb and clears the shell.
+    """
+    import psutil
+    from IPython.core.interactiveshell import InteractiveShell
+
+    modules = []
+
+    def make(module: str) -> Any:
+        monkeypatch.chdir(project)
+        monkeypatch.setenv("JPY_SESSION_NAME", str(project / f"{module}.ipynb"))
+        monkeypatch.setenv("HOME", str(project.parent))
+        modules.append(module)
+        shell = InteractiveShell.instance()
+        shell.run_line_magic("load_ext", "jugnb")
+        return shell
+
+    yield make
+    if InteractiveShell.initialized():
+        shell = InteractiveShell.instance()
+        magics = shell.magics_manager.registry.get("JugMagics")
+        pool = getattr(magics, "_pool", None)
+        if pool is not None:
+            pool.stop(now=True)
+            alive = [
+                w.pid
+                for w in pool.workers()
+                if psutil.pid_exists(w.pid) and psutil.Process(w.pid).status() != psutil.STATUS_ZOMBIE
+            ]
+            assert not alive, f"workers left running: {alive}"
+        shell.run_line_magic("unload_ext", "jugnb")
+        InteractiveShell.clear_instance()
+    for module in modules:
+        sys.modules.pop(module, None)

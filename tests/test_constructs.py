@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,16 +49,9 @@ def jug_status_total(project: Path, jugfile: Path) -> list[str]:
 
 
 @pytest.fixture
-def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> InteractiveShell:
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "sample.ipynb"))
-    monkeypatch.setenv("HOME", str(project.parent))
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jugnb")
-    yield shell
-    shell.run_line_magic("unload_ext", "jugnb")
-    InteractiveShell.clear_instance()
-    sys.modules.pop("sample", None)
+def ip(notebook_shell: Callable[[str], InteractiveShell]) -> InteractiveShell:
+    """An in-process shell as the notebook `sample.ipynb` in the project folder, jugnb loaded."""
+    return notebook_shell("sample")
 
 
 def run_cells(ip: InteractiveShell, sample: str) -> None:

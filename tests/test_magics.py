@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +34,9 @@ total = add(xs)
 
 
 @pytest.fixture
-def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    """An InteractiveShell in the project folder, as a notebook `analysis.ipynb` there, jugnb loaded."""
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "analysis.ipynb"))
-    monkeypatch.setenv("HOME", str(project.parent))  # no user jugrc
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jugnb")
-    yield shell
-    shell.run_line_magic("unload_ext", "jugnb")
-    InteractiveShell.clear_instance()
-    sys.modules.pop("analysis", None)
+def ip(notebook_shell: Callable[[str], InteractiveShell]) -> InteractiveShell:
+    """An in-process shell as the notebook `analysis.ipynb` in the project folder, jugnb loaded."""
+    return notebook_shell("analysis")
 
 
 def cell(ip: InteractiveShell, source: str, cell_id: str | None = None) -> tuple[Any, str]:

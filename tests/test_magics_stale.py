@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,19 +45,9 @@ overall = total(scores)
 
 
 @pytest.fixture
-def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "edits.ipynb"))
-    monkeypatch.setenv("HOME", str(project.parent))
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jugnb")
-    yield shell
-    magics = shell.magics_manager.registry["JugMagics"]
-    if magics._pool is not None:
-        magics._pool.stop(now=True)
-    shell.run_line_magic("unload_ext", "jugnb")
-    InteractiveShell.clear_instance()
-    sys.modules.pop("edits", None)
+def ip(notebook_shell: Callable[[str], InteractiveShell]) -> InteractiveShell:
+    """An in-process shell as the notebook `edits.ipynb` in the project folder, jugnb loaded."""
+    return notebook_shell("edits")
 
 
 def jug(ip: InteractiveShell, line: str) -> str:

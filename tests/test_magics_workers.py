@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -45,24 +43,9 @@ boom = explode(1)
 
 
 @pytest.fixture
-def ip(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("JPY_SESSION_NAME", str(project / "work.ipynb"))
-    monkeypatch.setenv("HOME", str(project.parent))
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jugnb")
-    yield shell
-    magics = shell.magics_manager.registry["JugMagics"]
-    pool = magics._pool
-    if pool is not None:
-        pool.stop(now=True)
-        pids = [w.pid for w in pool.workers()]
-        assert not any(
-            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
-        )
-    shell.run_line_magic("unload_ext", "jugnb")
-    InteractiveShell.clear_instance()
-    sys.modules.pop("work", None)
+def ip(notebook_shell: Callable[[str], InteractiveShell]) -> InteractiveShell:
+    """An in-process shell as the notebook `work.ipynb` in the project folder, jugnb loaded."""
+    return notebook_shell("work")
 
 
 def jug(ip: InteractiveShell, line: str) -> tuple[object, str]:

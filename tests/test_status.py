@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +14,7 @@ from typing import Any
 import jug
 import jug.task
 import pytest
+from conftest import free_port
 from jug.backends.file_store import file_based_lock, file_keepalive_based_lock, file_store
 
 from jugnb import _file_reader, _redis_reader, _store_readers
@@ -46,80 +45,6 @@ level3 = summarize(pairs, extra=nested)
 level4 = summarize([level3[0]], extra={"t": (level3,)})
 """
 MODULE = "stgraph"
-
-
-# ---------------------------------------------------------------- redis server (moves to conftest later)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``redis-server`` on a free local port, for this session; yields ``redis://127.0.0.1:PORT/``."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; CI must install Debian's redis-server package")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    args = [
-        binary,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--port",
-        str(port),
-        "--daemonize",
-        "no",
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(folder),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_redis(port, proc)
-        yield f"redis://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_db(redis_server: str) -> str:
-    """The session's redis server with its database emptied, as a jugdir (``redis://127.0.0.1:PORT/``)."""
-    import redis
-
-    with redis.Redis.from_url(redis_server) as client:
-        client.flushdb()
-    return redis_server
-
-
-def _wait_for_redis(port: int, proc: subprocess.Popen[bytes]) -> None:
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.exceptions.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-        finally:
-            client.close()
 
 
 # ---------------------------------------------------------------- graphs and jug's own answers
@@ -491,7 +416,7 @@ def test_redis_description_and_errors(redis_db: str, load_graph: Any) -> None:
     store, tasks = load_graph(redis_db)
     reader = StatusReader(tasks, store)
     assert reader.store == redis_db.rstrip("/") + "/0"
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     store.redis = type(store.redis)(host="127.0.0.1", port=port, password="s3cret-pw")
     with pytest.raises(StoreError, match=f"127.0.0.1:{port}") as info:
         StatusReader(tasks, store).read()
