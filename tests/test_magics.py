@@ -242,3 +242,9 @@ def test_changing_the_jugdir_after_loading_says_how_it_applies(ip: InteractiveSh
     _, out = cell(ip, "%config JugMagics.jugdir = 'elsewhere.jugdata'")
     assert "JugMagics.jugdir changed: it applies after `%jug reset`" in out
     assert str(project / "analysis.jugdata") in ip.run_line_magic("jug", "config").text
+
+
+def test_jugfile_below_a_comment_says_it_must_be_the_first_line(ip: InteractiveShell) -> None:
+    result, out = cell(ip, "# setup\n%%jugfile --name m\nx = 1\n", cell_id="c1")
+    assert not result.success
+    assert "`%%jugfile` must be the first line of the cell" in out and "not found" not in out

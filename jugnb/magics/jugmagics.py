@@ -189,6 +189,20 @@ class JugMagics(Magics):
         args = self.jug.parser.parse_args(words)
         return self.run_subcommand(args.subcommand, args.arguments)
 
+    @line_magic("%jugfile")  # type: ignore[arg-type]  # IPython types the name-taking form badly
+    def misplaced_jugfile(self, line: str) -> None:
+        """Explain a ``%%jugfile`` that is not the first line of its cell.
+
+        IPython runs a cell magic only from the cell's first line; anywhere else ``%%jugfile`` reaches
+        IPython as a line magic named ``%jugfile``, which this is, so the user gets a fix instead of IPython's
+        "Line magic function not found".
+        """
+        msg = (
+            "`%%jugfile` must be the first line of the cell (IPython's rule for cell magics), but this cell "
+            "has a comment or code above it. Move `%%jugfile` to the top of the cell."
+        )
+        raise UsageError(msg)
+
     def run_subcommand(self, name: str, argv: list[str]) -> Any:
         """Run ``%jug NAME ARGV...``; jugnb's errors become ``UsageError`` (shown without a traceback)."""
         command = commands.get(name)
