@@ -15,14 +15,19 @@ and installs signal handlers. Uses only the core and jug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import JugnbError
 from .export import export_notebook
+from .jugfile import Jugfile
+from .loader import import_error, quiet_import_log
 from .project import Project
 from .store import kind_of, open_store, save_dict_store
 from .workerenv import store_lost_errors
@@ -34,7 +39,7 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
     try:
-        snapshot, jug_argv = resolve(argv)
+        snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -44,7 +49,8 @@ def main(argv: list[str]) -> int:
         print(f"jugnb: error: {msg}", file=sys.stderr)
         return 2
     try:
-        return run_jug(snapshot, jug_argv)
+        with _import_errors_named(snapshot, jugfile):
+            return run_jug(snapshot, jug_argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -53,7 +59,7 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
+def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     """Export a notebook named in ``argv`` and rewrite ``argv`` for jug.
 
     Returns
@@ -62,6 +68,8 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
         Path of the jugfile jug should import (``None``: the one jug finds itself).
     jug_argv : list of str
         ``argv`` with the notebook replaced by its exported path and ``--module`` removed.
+    jugfile : Jugfile or None
+        The notebook's assembled jugfile (to name the cell of an import error).
 
     Raises
     ------
@@ -73,12 +81,57 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str]]:
     if position is None or not argv[position].endswith(".ipynb"):
         if module is not None:
             raise JugnbError("--module only applies to a notebook (.ipynb), not to a .py jugfile.")
-        return None, argv
+        return None, argv, None
     notebook = Path(argv[position])
     project = Project.for_notebook(notebook, module, flag="--module")
-    snapshot = project.snapshot(export_notebook(notebook).text)
+    jugfile = export_notebook(notebook)
+    snapshot = project.snapshot(jugfile.text)
     exported = notebook.with_name(f"{project.module}.py")
-    return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]]
+    return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
+
+
+_CLI_THEN = "Fix the cell, save the notebook, and run the command again."
+
+
+@contextlib.contextmanager
+def _import_errors_named(snapshot: str | None, jugfile: Jugfile | None) -> Iterator[None]:
+    """Turn an exception raised while jug imports the notebook's jugfile into an error naming the cell.
+
+    jug's ``init`` prints the traceback of an import failure and exits, unless asked to propagate it (which
+    ``execute`` and ``status`` only do with ``--pdb``); here it always propagates, and the traceback's
+    frames in the snapshot are mapped back to the cells. Exceptions raised by tasks pass through unchanged.
+    """
+    if snapshot is None or jugfile is None:
+        yield
+        return
+    import jug
+    import jug.jug
+    import jug.subcommands.execute as execute_command
+
+    original = jug.jug.init
+
+    def init(*args: Any, **kwargs: Any) -> Any:
+        kwargs["on_error"] = "propagate"
+        return original(*args, **kwargs)
+
+    # The names jug's subcommands call it by: execute imported it, status calls jug.init.
+    jug.init = jug.jug.init = execute_command.init = init
+    try:
+        with quiet_import_log():
+            yield
+    except Exception as err:
+        if not _raised_importing(err, snapshot):
+            raise
+        raise import_error(err, jugfile, Path(snapshot), "", then=_CLI_THEN) from None
+    finally:
+        jug.init = jug.jug.init = execute_command.init = original
+
+
+def _raised_importing(err: BaseException, snapshot: str) -> bool:
+    """Whether ``err`` was raised by the snapshot's module-level code (its import), not by a task."""
+    frames = traceback.extract_tb(err.__traceback__)
+    at_import = any(f.filename == snapshot and f.name == "<module>" for f in frames)
+    return at_import or (isinstance(err, SyntaxError) and err.filename == snapshot)
 
 
 def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -153,7 +206,7 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             install_saver(opened)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
-            on_error = "propagate" if options.pdb else "exit"
+            on_error = "propagate" if options.pdb or snapshot is not None else "exit"
             store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
         if options.subcommand == "graph":
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.

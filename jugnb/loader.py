@@ -23,10 +23,8 @@ from .errors import JugfileImportError
 from .jugfile import Jugfile
 from .store import Jugdir, redact_text
 
-_IMPORT_FAILED = (
-    "Importing the jugfile failed at {where}:\n    {code}\n{error}\n{frames}"
-    "The previous jugfile and task graph stay loaded; fix the cell and run it again."
-)
+_IMPORT_FAILED = "Importing the jugfile failed at {where}:\n    {code}\n{error}\n{frames}{then}"
+_KERNEL_THEN = "The previous jugfile and task graph stay loaded; fix the cell and run it again."
 
 
 @dataclass(frozen=True)
@@ -125,11 +123,11 @@ def load_jugfile(jugfile: Jugfile, snapshot: Path, jugdir: Jugdir, store: Any = 
     saved = _save_globals(snapshot.stem)
     del jugtask.alltasks[:]
     try:
-        with _quiet_import_log(), _barrier_locator(snapshot) as stops:
+        with quiet_import_log(), _barrier_locator(snapshot) as stops:
             store, namespace = init(str(snapshot), on_error="propagate", store=store)
     except Exception as err:
         _restore_globals(saved)
-        raise _import_error(err, jugfile, snapshot, jugdir) from None
+        raise import_error(err, jugfile, snapshot, jugdir.spec) from None
     tasks = tuple(jugtask.alltasks)
     for t in tasks:
         t.hash()  # cached on the task: status, invalidate and the panel need every hash
@@ -162,7 +160,8 @@ class _DropImportFailure(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_import_log() -> Iterator[None]:
+def quiet_import_log() -> Iterator[None]:
+    """Drop jug's "Could not import file" log line while the block runs (jugnb reports the error itself)."""
     root = logging.getLogger()
     log_filter = _DropImportFailure()
     root.addFilter(log_filter)
@@ -210,21 +209,35 @@ def _barrier_stop(stops: list[tuple[str, int]], jugfile: Jugfile, tasks: tuple[A
     return BarrierStop("bvalue" if kind == "bvalue" else "barrier", where, waiting)
 
 
-def _import_error(err: Exception, jugfile: Jugfile, snapshot: Path, jugdir: Jugdir) -> JugfileImportError:
+def import_error(
+    err: BaseException, jugfile: Jugfile, snapshot: Path, jugdir: str, then: str = _KERNEL_THEN
+) -> JugfileImportError:
+    """Describe an exception raised while importing ``snapshot``, by the cells and lines of ``jugfile``.
+
+    Parameters
+    ----------
+    err : BaseException
+        The exception, with its traceback.
+    jugfile, snapshot
+        The assembled jugfile and the file jug imported (its frames are mapped back to cells).
+    jugdir : str
+        The jugdir spec (its redis password is taken out of the message).
+    then : str
+        The closing sentence: what happens now and what to do.
+    """
     frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == str(snapshot)]
     if isinstance(err, SyntaxError) and err.filename == str(snapshot):
         frames.append(traceback.FrameSummary(str(snapshot), err.lineno or 0, "<module>", line=err.text))
-    error = redact_text("".join(traceback.format_exception_only(type(err), err)).rstrip(), jugdir.spec)
+    error = redact_text("".join(traceback.format_exception_only(type(err), err)).rstrip(), jugdir)
     if not frames:
-        return JugfileImportError(
-            f"Importing the jugfile failed: {error}\nThe previous jugfile stays loaded."
-        )
+        return JugfileImportError(f"Importing the jugfile failed: {error}\n{then}")
     last = frames[-1]
     where = jugfile.describe_line(last.lineno or 0)
     calls = "".join(
         f"  called from {jugfile.describe_line(f.lineno or 0)}: {(f.line or '').strip()}\n"
         for f in frames[:-1]
     )
-    message = _IMPORT_FAILED.format(where=where, code=(last.line or "").strip(), error=error, frames=calls)
+    code = (last.line or "").strip()
+    message = _IMPORT_FAILED.format(where=where, code=code, error=error, frames=calls, then=then)
     found = jugfile.locate(last.lineno or 0)
     return JugfileImportError(message, cell=where, line=found[1] if found else None)

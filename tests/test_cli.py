@@ -641,10 +641,12 @@ def test_console_script_exit_code_is_jugs(run: Run, nb: Path) -> None:
     assert run("jug", "check", f"{MODULE}.py", cwd=nb.parent).returncode == 1
 
 
-def test_execute_reports_import_errors_like_jug(
+def test_execute_reports_import_errors_by_cell(
     make_notebook: MakeNotebook, in_project: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # A runtime error in the user's own code is jug's business: its message and exit code, as for plain jug.
+    # An exception while importing the jugfile names the cell and line, as in the kernel (not a traceback).
     make_notebook(["%%jugfile\nraise RuntimeError('boom in the jugfile')"], name="failing.ipynb")
-    assert main(["execute", "failing.ipynb"]) == 1
-    assert "boom in the jugfile" in capfd.readouterr().out
+    assert main(["execute", "failing.ipynb"]) == 2
+    err = capfd.readouterr().err
+    assert "Importing the jugfile failed at cell 1 (%%jugfile cell 1, id cell-1), line 2:" in err
+    assert "RuntimeError: boom in the jugfile" in err

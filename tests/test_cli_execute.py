@@ -57,3 +57,22 @@ def test_dry_run_plans_only_the_selected_tasks(project: Path, run: Callable[...,
     assert "waiting  analysis.total" in plan.stdout and "analysis.scaled" not in plan.stdout
     none = run("jugnb", "execute", notebook, "--dry-run", "--name", "nosuch", cwd=project)
     assert "No task matches the selection" in none.stdout
+
+
+def test_an_exception_while_importing_names_the_cell(project: Path, run: Callable[..., object]) -> None:
+    broken = [CELLS[0], "%%jugfile --name later\nz = undefined_thing + 1\n"]
+    notebook = write_notebook(project / "analysis.ipynb", broken)
+    for subcommand in ("execute", "status", "check"):
+        result = run("jugnb", subcommand, notebook, cwd=project)
+        assert result.returncode == 2, (subcommand, result.stderr)
+        assert "Importing the jugfile failed at cell 2 (%%jugfile cell 2, --name later" in result.stderr
+        assert "line 2:\n    z = undefined_thing + 1\nNameError" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_failing_task_keeps_jugs_own_traceback(project: Path, run: Callable[..., object]) -> None:
+    failing = CELLS[0].replace("return x * SCALE", "return x / 0")
+    notebook = write_notebook(project / "analysis.ipynb", [failing])
+    result = run("jugnb", "execute", notebook, cwd=project)
+    assert result.returncode == 1 and "ZeroDivisionError" in result.stderr
+    assert "Importing the jugfile failed" not in result.stderr
