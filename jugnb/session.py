@@ -12,6 +12,7 @@ the same body exists already (re-running identical code adds nothing).
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,21 @@ class NotebookSession:
         atomic_write(self.pointer_path, f"{snapshot}\n")
         return graph
 
+    def redefinitions(self, ordinal: int) -> list[str]:
+        """Names that keyless fragment ``ordinal`` (1-based) defines again after an earlier keyless one.
+
+        A cell without a cell id or ``--name`` (terminal IPython, nbclient) is appended when edited and run
+        again, so its old version stays in the jugfile; a redefined function or task list is the usual sign.
+        """
+        fragment = self.fragments[ordinal - 1]
+        if fragment.key is not None:
+            return []
+        earlier = set()
+        for other in self.fragments[: ordinal - 1]:
+            if other.key is None:
+                earlier |= _top_level_names(other.body)
+        return sorted(earlier & _top_level_names(fragment.body))
+
     def reload_if_barrier_cleared(self) -> bool:
         """Re-import when the last import stopped at a barrier whose tasks are now complete.
 
@@ -118,3 +134,15 @@ class NotebookSession:
         # yet; a new store would read FILE without them, and the old one's __del__ would then overwrite FILE).
         # A redis store holds a connection pool worth keeping.
         return self._store if self.jugdir.kind in ("dict_store", "dict_store_file", "redis") else None
+
+
+def _top_level_names(body: str) -> set[str]:
+    """Names a fragment binds at module level (functions, classes, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(body).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names

@@ -248,3 +248,13 @@ def test_jugfile_below_a_comment_says_it_must_be_the_first_line(ip: InteractiveS
     result, out = cell(ip, "# setup\n%%jugfile --name m\nx = 1\n", cell_id="c1")
     assert not result.success
     assert "`%%jugfile` must be the first line of the cell" in out and "not found" not in out
+
+
+def test_unlabelled_cell_without_id_redefining_names_gets_a_warning(ip: InteractiveShell) -> None:
+    cell(ip, "%%jugfile\n" + DOUBLE)  # no cell id, no --name: as in terminal IPython
+    _, out = cell(ip, "%%jugfile\n" + DOUBLE.replace("range(4)", "range(5)"))
+    assert "added as %%jugfile cell 2, and it defines double, xs again" in out
+    _, out = cell(ip, "%%jugfile\n" + TOTAL)
+    assert "defines" not in out.split("analysis:")[0]  # new names only: no warning
+    _, out = cell(ip, "%%jugfile --name a\n" + DOUBLE, cell_id="labelled")
+    assert "Warning" not in out  # labelled cells replace each other

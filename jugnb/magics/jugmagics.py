@@ -153,6 +153,14 @@ class JugMagics(Magics):
         self._bind(graph)
         for warning in foreign_names(graph.jugfile, self.shell.user_ns):
             print(f"Warning: {warning}")
+        redefined = self.session.redefinitions(ordinal)
+        if redefined:
+            print(
+                f"Warning: this cell has no cell id or --name, so it was added as %%jugfile cell {ordinal}, "
+                f"and it defines {', '.join(redefined)} again after an earlier cell. If it is an edited "
+                "version of that cell, label both with `%%jugfile --name LABEL` (then a re-run replaces it), "
+                "or `%jug reset` and run the cells again."
+            )
         if self.auto_invalidate_stale:
             self.run_subcommand("invalidate", ["--stale"])
         if self.show_summary and not args.quiet:
