@@ -18,6 +18,7 @@ from IPython.display import SVG, display
 
 from .. import tasks as task_ops
 from ..loader import LoadedGraph
+from ..records import RecordLog, TaskRecord
 from ..render import status_html, status_text
 from ..status import StatusReader, StatusSnapshot
 from ..store import redact
@@ -81,6 +82,22 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
     return reader[1]
 
 
+def latest_records(magics: Any, graph: LoadedGraph) -> dict[str, TaskRecord]:
+    """Return the latest task record per hash of the graph's jugdir (``{}`` for a store without records).
+
+    One record log is kept per jugdir, so each call reads only the records written since the last one.
+    """
+    if not graph.jugdir.shareable:
+        return {}
+    cached = getattr(magics, "_record_log", None)
+    if cached is None or cached[0] != graph.jugdir.spec:
+        cached = magics._record_log = (
+            graph.jugdir.spec,
+            RecordLog.for_jugdir(graph.jugdir.spec, graph.store),
+        )
+    return cached[1].latest_by_hash()
+
+
 def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:
     """Return a fresh status of the loaded graph."""
     graph = graph if graph is not None else magics.graph
@@ -142,8 +159,9 @@ class StatusCommand(Command):
         from .stale_commands import current_staleness, stale_note
         from .worker_commands import print_failures
 
-        print_failures(magics)
-        notes = [stale_note(current_staleness(magics, graph))]
+        # One read of the store serves the table, the failures and the stale counts.
+        print_failures(magics, snapshot)
+        notes = [stale_note(current_staleness(magics, graph, snapshot))]
         if graph.barrier is not None:
             notes.append(
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
@@ -224,7 +242,6 @@ class InvalidateCommand(Command):
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))
-        magics._status_reader = None
 
 
 class CleanupCommand(Command):
@@ -281,7 +298,6 @@ class CleanupCommand(Command):
             print(f"{verb} {unused} unused results.")
         if mode != "keep-locks":
             print(f"{verb} {removal.locks} {'failed-task ' if mode == 'failed-only' else ''}locks.")
-        magics._status_reader = None
 
 
 class CountCommand(Command):

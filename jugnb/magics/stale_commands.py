@@ -14,10 +14,10 @@ from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..inkernel import find_task
 from ..loader import LoadedGraph
 from ..plan import plan_text
-from ..records import RecordLog, TaskRecord
+from ..records import TaskRecord
 from ..staleness import StalenessReport, classify, dry_run_plan, why
 from ..status import StatusSnapshot
-from .commands import Command, status_snapshot
+from .commands import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 
 
@@ -32,16 +32,20 @@ class Staleness:
     report: StalenessReport
 
 
-def current_staleness(magics: Any, graph: LoadedGraph | None = None) -> Staleness:
-    """Classify the loaded graph's complete tasks as fresh, stale, depends on stale or unknown."""
+def current_staleness(
+    magics: Any, graph: LoadedGraph | None = None, snapshot: StatusSnapshot | None = None
+) -> Staleness:
+    """Classify the loaded graph's complete tasks as fresh, stale, depends on stale or unknown.
+
+    ``snapshot`` is a status just read (default: read one now).
+    """
     graph = graph if graph is not None else magics.graph
     cached = getattr(magics, "_fingerprints", None)
     if cached is None or cached[0] is not graph:
         fingerprints = TaskFingerprinter(graph.jugfile.text, graph.namespace).for_tasks(graph.tasks)
         cached = magics._fingerprints = (graph, fingerprints)
-    snapshot = status_snapshot(magics, graph)
-    shared = graph.jugdir.shareable
-    records = RecordLog.for_jugdir(graph.jugdir.spec, graph.store).latest_by_hash() if shared else {}
+    snapshot = snapshot if snapshot is not None else status_snapshot(magics, graph)
+    records = latest_records(magics, graph)
     report = classify(graph.tasks, snapshot.hashes("complete"), cached[1], records)
     return Staleness(graph, snapshot, cached[1], records, report)
 

@@ -12,9 +12,10 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..records import TaskRecord
+from ..status import StatusSnapshot
 from ..workerenv import EXIT_STORE_LOST
 from ..workers import NotRunning, WorkerInfo, WorkerPool
-from .commands import Command, _add_selection, _selection, status_snapshot
+from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
 from .views import Rendered
 
 
@@ -100,7 +101,6 @@ class ExecuteCommand(Command):
             return dry_run(magics, task_matcher(options.name, options.pattern) if selected else None)
         if args.here:
             executed = execute_here(magics.session, options)
-            magics._status_reader = None
             total = sum(executed.values())
             print(f"Executed {total} tasks in the kernel" + (f" ({_counts(executed)})." if total else "."))
             return None
@@ -214,7 +214,6 @@ class WaitCommand(Command):
                 f"{len(lost)} workers (pids {', '.join(lost)}) stopped because the store was unreachable. "
                 "Results stored before are kept; `%jug execute` carries on once the store is back."
             )
-        magics._status_reader = None
         if magics.session.graph is None:  # a new kernel re-attached to workers before loading the jugfile
             print("Run the %%jugfile cells to see the status of their tasks.")
             return None
@@ -230,22 +229,20 @@ def refresh_panel(magics: Any) -> None:
         panel.update_display()
 
 
-def print_failures(magics: Any) -> None:
+def print_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> None:
     """Print the traceback of every task of the graph whose latest run failed and that has no result."""
-    for record in recent_failures(magics):
+    for record in recent_failures(magics, snapshot):
         print(f"\nTask {record.name} ({record.hash[:12]}) failed on {record.host} pid {record.pid}:")
         print(record.traceback or f"{record.exc_type}: {record.exc_message}")
         if record.output_tail:
             print(f"Its last output:\n{record.output_tail}")
 
 
-def recent_failures(magics: Any) -> list[TaskRecord]:
+def recent_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> list[TaskRecord]:
     """Latest records that are failures, for tasks of the loaded graph that have no result."""
-    from ..records import RecordLog
-
     graph = magics.graph
-    snapshot = status_snapshot(magics, graph)
-    latest = RecordLog.for_jugdir(graph.jugdir.spec, graph.store).latest_by_hash()
+    snapshot = snapshot if snapshot is not None else status_snapshot(magics, graph)
+    latest = latest_records(magics, graph)
     failed = []
     for t in graph.tasks:
         record = latest.get(t.hash().decode())
@@ -292,10 +289,7 @@ class RunCommand(Command):
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
         task = find_task(graph.tasks, args.task)
-        value = run_task(task, save=args.save)  # exceptions keep their traceback, for %debug
-        if args.save:
-            magics._status_reader = None
-        return value
+        return run_task(task, save=args.save)  # exceptions keep their traceback, for %debug
 
 
 def _plural(n: int, word: str) -> str:
