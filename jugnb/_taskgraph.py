@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
 
+from .tasks import task_hex
+
 
 class TaskRef(NamedTuple):
     """A task by name and hex hash."""
@@ -77,9 +79,3 @@ class TaskGraph:
     def refs(self, hashes: Iterable[str]) -> tuple[TaskRef, ...]:
         """Name the tasks ``hashes``."""
         return tuple(TaskRef(self.names.get(h, "?"), h) for h in hashes)
-
-
-def task_hex(task: Any) -> str:
-    """Hex hash of a ``jug.Task`` (``Task.hash()`` is cached on the task)."""
-    h = task.hash()
-    return h.decode("ascii") if isinstance(h, bytes) else str(h)

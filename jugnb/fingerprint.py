@@ -58,6 +58,7 @@ from typing import Any
 from ._codeindex import CodeIndex
 from .jugfile import atomic_write
 from .records import companion_folder
+from .tasks import task_hex
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class TaskFingerprinter:
 
     def for_tasks(self, tasks: Iterable[Any]) -> dict[str, Fingerprint]:
         """Fingerprints of ``tasks`` keyed by hex task hash (Tasklets are skipped: they are not stored)."""
-        return {_hex(t): self(t) for t in tasks if hasattr(t, "args")}
+        return {task_hex(t): self(t) for t in tasks if hasattr(t, "args")}
 
     def roots(self, task: Any) -> frozenset[str]:
         """Names of the jugfile bindings whose code ``task`` runs directly (its function and arguments)."""
@@ -272,11 +273,6 @@ def task_fingerprints(
         If ``jugfile_text`` does not parse.
     """
     return TaskFingerprinter(jugfile_text, namespace).for_tasks(tasks)
-
-
-def _hex(task: Any) -> str:
-    h = task.hash()
-    return h.decode("ascii") if isinstance(h, bytes) else str(h)
 
 
 class FingerprintStore(ABC):

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._taskgraph import task_hex
 from .records import TaskRecord
+from .tasks import task_hex
 
 if TYPE_CHECKING:
     from .staleness import StalenessReport

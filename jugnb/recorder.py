@@ -28,6 +28,7 @@ from typing import Any
 from .fingerprint import FingerprintStore, TaskFingerprinter
 from .heartbeat import Heartbeat
 from .records import RecordLog, TaskRecord
+from .tasks import task_hex
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class TaskRecorder:
         """``execute.task-pre-execute``: note the start, wrap this run to see a failure."""
         start = time.time()
         offset = _output_offset()
-        self.heartbeat.beat("running", task=task.name, hash=_hex(task), since=start)
+        self.heartbeat.beat("running", task=task.name, hash=task_hex(task), since=start)
         original: Callable[..., Any] = task.run
 
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -151,7 +152,7 @@ class TaskRecorder:
             details = {"fingerprint": self._fingerprint(task)}
         record = TaskRecord(
             name=task.name,
-            hash=_hex(task),
+            hash=task_hex(task),
             status=status,
             start=start,
             end=end,
@@ -164,11 +165,6 @@ class TaskRecorder:
         )
         self.records.append(record)
         self.heartbeat.beat("idle", last_task=task.name, executed=self.nr_executed + (status == "ok"))
-
-
-def _hex(task: Any) -> str:
-    value = task.hash()
-    return value.decode("ascii") if isinstance(value, bytes) else str(value)
 
 
 def _qualname(cls: type) -> str:

@@ -23,10 +23,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._taskgraph import TaskGraph, TaskRef, task_hex
+from ._taskgraph import TaskGraph, TaskRef
 from .fingerprint import Fingerprint, FingerprintStore
 from .plan import PLAN_REASONS, Plan, PlanGroup, dry_run_plan, run_reason
 from .records import TaskRecord
+from .tasks import task_hex
 
 __all__ = [
     "CATEGORIES",

@@ -17,6 +17,12 @@ from .errors import JugnbError
 from .store import save_dict_store
 
 
+def task_hex(task: Any) -> str:
+    """Return the hex hash of a ``jug.Task`` (``Task.hash()`` is computed once, then cached on the task)."""
+    h = task.hash()
+    return h.decode("ascii") if isinstance(h, bytes) else str(h)
+
+
 def base_task(t: Any) -> Any:
     """Return the Task behind a Tasklet (or ``t`` itself)."""
     from jug.task import Tasklet

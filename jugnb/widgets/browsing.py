@@ -13,6 +13,7 @@ from typing import Any
 
 from ..status import STATES, StatusSnapshot
 from ..store import save_dict_store
+from ..tasks import task_hex
 
 __all__ = ["TaskEntry", "argument_summary", "list_entries", "result_size", "retry_task"]
 
@@ -54,11 +55,6 @@ class TaskEntry:
     record_status: str | None = None
 
 
-def _hex(task: Any) -> str:
-    h = task.hash()
-    return h.decode("ascii") if isinstance(h, bytes) else str(h)
-
-
 def argument_summary(task: Any, width: int = 60) -> str:
     """``"3, 'rbf', C=0.1"``: the task's arguments, a dependency shown as ``name[hash7]``.
 
@@ -81,7 +77,7 @@ def _arg(value: Any) -> str:
         base = value
         while hasattr(base, "base"):
             base = base.base
-        return f"{base.name.rsplit('.', 1)[-1]}[{_hex(base)[:7]}]"
+        return f"{base.name.rsplit('.', 1)[-1]}[{task_hex(base)[:7]}]"
     if isinstance(value, (list, tuple)) and any(isinstance(v, TaskletMixin) for v in value):
         return f"[{len(value)} tasks]" if isinstance(value, list) else f"({len(value)} tasks)"
     return _repr.repr(value)
@@ -129,7 +125,7 @@ def list_entries(
     for i, t in enumerate(tasks):
         if name is not None and t.name != name:
             continue
-        h = _hex(t)
+        h = task_hex(t)
         if in_state is not None and h not in in_state:
             continue
         args = summarize(i)
