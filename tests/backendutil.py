@@ -14,13 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from conftest import TIMEOUT, free_port
+from conftest import TIMEOUT, free_port, process_exists
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
@@ -181,18 +180,10 @@ def close_shell(shell: InteractiveShell) -> None:
     if pool is not None:
         pool.stop(now=True)
         pids = [w.pid for w in pool.workers()]
-        assert not any(alive(p) for p in pids), "a worker outlived its test"
+        assert not any(process_exists(p) for p in pids), "a worker outlived its test"
     shell.run_line_magic("unload_ext", "jugnb")
     InteractiveShell.clear_instance()
     sys.modules.pop("work", None)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (zombies do not count)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 class Transcript:
@@ -270,14 +261,3 @@ def process_mentions(pid: int, secret: str) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return needle in cmdline or needle in environ
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` every 20 ms until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.02)

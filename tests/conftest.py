@@ -274,6 +274,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def redis_pw(tmp_path: Path) -> Iterator[Any]:
+    """A password-protected ``redis-server`` of this test (a :class:`backendutil.RedisServer`)."""
+    from backendutil import password_server
+
+    with password_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
 def redis_db(redis_server: str) -> str:
     """The session's redis server with its database emptied, as a jugdir (``redis://127.0.0.1:PORT/``)."""
     import redis
@@ -305,7 +314,6 @@ def notebook_shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     The shell runs in :func:`project` with jugnb loaded and no user jugrc. At teardown it stops the workers
     the magics started (and checks that they are gone), unloads jugnb and clears the shell.
     """
-    import psutil
     from IPython.core.interactiveshell import InteractiveShell
 
     modules = []
@@ -326,13 +334,28 @@ def notebook_shell(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
         pool = getattr(magics, "_pool", None)
         if pool is not None:
             pool.stop(now=True)
-            alive = [
-                w.pid
-                for w in pool.workers()
-                if psutil.pid_exists(w.pid) and psutil.Process(w.pid).status() != psutil.STATUS_ZOMBIE
-            ]
+            alive = [w.pid for w in pool.workers() if process_exists(w.pid)]
             assert not alive, f"workers left running: {alive}"
         shell.run_line_magic("unload_ext", "jugnb")
         InteractiveShell.clear_instance()
     for module in modules:
         sys.modules.pop(module, None)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``condition`` every 20 ms until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.02)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, exited but not reaped, counts as gone)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

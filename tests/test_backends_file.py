@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backendutil import Transcript, close_shell, expected, graph, new_shell, wait_until
+from backendutil import Transcript, close_shell, expected, graph, new_shell
+from conftest import wait_until
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 

@@ -22,12 +22,10 @@ from backendutil import (
     files_containing,
     graph,
     new_shell,
-    password_server,
     process_mentions,
-    wait_until,
     widget_strings,
 )
-from conftest import BIN, TIMEOUT
+from conftest import BIN, TIMEOUT, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
@@ -36,12 +34,6 @@ from jugnb.redisstore import RedisURL, open_redis_store
 from jugnb.store import Jugdir, redact
 
 N = 12
-
-
-@pytest.fixture
-def redis_pw(tmp_path: Path) -> Iterator[RedisServer]:
-    with password_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

@@ -25,19 +25,11 @@ from backendutil import (
     files_containing,
     graph,
     new_shell,
-    password_server,
-    wait_until,
 )
-from conftest import BIN, TIMEOUT
+from conftest import BIN, TIMEOUT, wait_until
 from IPython.core.error import UsageError
 
 N = 24
-
-
-@pytest.fixture
-def redis_pw(tmp_path: Path) -> Iterator[RedisServer]:
-    with password_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

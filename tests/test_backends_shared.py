@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from subprocess import PIPE
 from typing import Any
@@ -24,22 +23,14 @@ from backendutil import (
     expected,
     graph,
     new_shell,
-    password_server,
-    wait_until,
 )
-from conftest import BIN, TIMEOUT, write_notebook
+from conftest import BIN, TIMEOUT, wait_until, write_notebook
 from kernelutil import Kernel
 
 from jugnb.records import RecordLog
 
 N = 24
 SLEEP = 0.15
-
-
-@pytest.fixture
-def redis_pw(tmp_path: Path) -> Iterator[RedisServer]:
-    with password_server(tmp_path) as server:
-        yield server
 
 
 def start_cli(folder: Path, jugdir_args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

@@ -9,9 +9,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from conftest import BIN
+from conftest import BIN, process_exists
 from kernelutil import Kernel
 
 pytestmark = pytest.mark.kernel
@@ -37,14 +36,11 @@ PIDS = (
 def gone(pids: list[int], timeout: float) -> bool:
     """Whether every pid has exited (zombies count as exited) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = [
-            p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-        ]
-        if not alive:
-            return True
+    while any(process_exists(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.2)
-    return False
+    return True
 
 
 @pytest.fixture

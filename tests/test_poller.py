@@ -14,6 +14,7 @@ from typing import Any
 
 import jug.task
 import pytest
+from conftest import wait_until
 from jug.backends.encode import encode
 
 from jugnb.records import RecordLog, TaskRecord
@@ -70,16 +71,6 @@ def make_graph(tmp_path: Path, load_jugfile: Callable[[Path, Path], dict[str, An
         )
 
     return make
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def counts(panel: ProgressPanel) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
+from conftest import process_exists, wait_until
 
 from jugnb.jugfile import atomic_write
 from jugnb.project import Project
@@ -92,27 +93,10 @@ def pools(nb: Notebook) -> Iterator[Callable[..., WorkerPool]]:
     for pool in made:
         pool.stop(now=True)
         for info in pool.workers():
-            if _exists(info.pid):
+            if process_exists(info.pid):
                 leftovers.append(info.pid)
                 os.killpg(info.pid, signal.SIGKILL)
     assert not leftovers, f"worker processes left behind: {leftovers}"
-
-
-def _exists(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def running(pool: WorkerPool) -> list[Any]:
@@ -316,19 +300,19 @@ def test_workers_drain_when_the_kernel_is_killed(nb: Notebook, detach: bool) -> 
         kernel.wait(5)
         if detach:
             time.sleep(2)
-            assert all(_exists(p) for p in pids)
+            assert all(process_exists(p) for p in pids)
             pool = WorkerPool.reattach(nb.project.state_dir, MODULE)
             pool.stop()
             assert pool.wait(timeout=5)
         else:
-            wait_until(lambda: not any(_exists(p) for p in pids), 4, "the workers to drain")
+            wait_until(lambda: not any(process_exists(p) for p in pids), 4, "the workers to drain")
         assert nb.locks() == []
         assert all(r.status == "ok" for r in nb.records())
     finally:
         kernel.kill()
         kernel.wait(5)
         for pid in pids:
-            if _exists(pid):
+            if process_exists(pid):
                 os.killpg(pid, signal.SIGKILL)
 
 
