@@ -161,7 +161,9 @@ class StatusCommand(Command):
 
         # One read of the store serves the table, the failures and the stale counts.
         print_failures(magics, snapshot)
-        notes = [stale_note(current_staleness(magics, graph, snapshot))]
+        notes = []
+        if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
+            notes.append(stale_note(current_staleness(magics, graph, snapshot)))
         if graph.barrier is not None:
             notes.append(
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
