@@ -17,6 +17,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import SVG, display
 
 from .. import tasks as task_ops
+from ..labels import display_name
 from ..loader import LoadedGraph
 from ..records import RecordLog, TaskRecord
 from ..render import status_html, status_text
@@ -325,7 +326,7 @@ class GraphCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
-        source = _dot_source(graph, status_snapshot(magics, graph))
+        source = _dot_source(graph, status_snapshot(magics, graph), magics.session.project.module)
         dot = shutil.which("dot")
         if args.dot or dot is None:
             if dot is None and not args.dot:
@@ -340,7 +341,7 @@ class GraphCommand(Command):
         return SVG(svg.stdout)
 
 
-def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
+def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot, module: str | None = None) -> str:
     edges = set()
     for t in graph.tasks:
         for dep in t.dependencies():
@@ -348,8 +349,8 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
     lines = ["digraph tasks {", "  rankdir=LR; node [shape=box, fontname=Helvetica];"]
     for row in snapshot.rows:
         label = (
-            f"{row.name}\\n{row.complete} complete · {row.active} active · {row.ready} ready · "
-            f"{row.waiting} waiting · {row.failed} failed"
+            f"{display_name(row.name, module)}\\n{row.complete} complete · {row.active} active · "
+            f"{row.ready} ready · {row.waiting} waiting · {row.failed} failed"
         )
         color = "palegreen" if row.complete == row.total else ("salmon" if row.failed else "lightyellow")
         lines.append(f'  "{row.name}" [label="{label}", style=filled, fillcolor={color}];')

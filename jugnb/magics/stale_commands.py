@@ -12,6 +12,7 @@ from typing import Any
 
 from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..inkernel import find_task
+from ..labels import JUG_NAMES, GraphLabels, display_name
 from ..loader import LoadedGraph
 from ..plan import plan_text
 from ..records import TaskRecord
@@ -75,9 +76,18 @@ class WhyCommand(Command):
         store = (
             FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else None
         )
-        # Tasks of one name usually share the reason and the diff: say each distinct explanation once.
-        explained = (str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5])
-        explanations = list(dict.fromkeys(explained))
+        # Tasks of one name usually share the reason and the diff: say each distinct explanation once,
+        # headed by the task instances it is about (their arguments tell them apart).
+        labels = GraphLabels(graph.tasks, magics.session.project.module)
+        position = {id(t): i for i, t in enumerate(graph.tasks)}
+        explained: dict[str, list[str]] = {}
+        for t in tasks[:5]:
+            text = str(why(t, state.report, state.fingerprints, state.records, store))
+            for raw, shown in JUG_NAMES.items():  # jug's internal names read as what the jugfile called
+                text = text.replace(raw, shown)
+            label = labels.label(position[id(t)]) if id(t) in position else t.name
+            explained.setdefault(text, []).append(label)
+        explanations = [f"{', '.join(shown)}:\n{text}" for text, shown in explained.items()]
         if len(tasks) > 5:
             explanations.append(
                 f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
@@ -87,7 +97,7 @@ class WhyCommand(Command):
 
 
 def _tasks_named(graph: LoadedGraph, spec: str) -> list[Any]:
-    same = [t for t in graph.tasks if t.name == spec or t.name.rsplit(".", 1)[-1] == spec]
+    same = [t for t in graph.tasks if spec in (t.name, t.name.rsplit(".", 1)[-1], display_name(t.name))]
     return same if same else [find_task(graph.tasks, spec)]
 
 

@@ -13,17 +13,18 @@ from __future__ import annotations
 import html
 import time
 
+from .palette import STATE_COLOURS
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_bytes, format_duration
 
 __all__ = ["BAR_STATES", "view_html", "view_text"]
 
 #: Stacked-bar segments in drawing order: (state, text character, HTML colour, widget bar_style).
 BAR_STATES = (
-    ("complete", "#", "#4caf50", "success"),
-    ("active", ">", "#00bcd4", "info"),
-    ("ready", ".", "#ff9800", "warning"),
-    ("waiting", " ", "#e0e0e0", ""),
-    ("failed", "!", "#f44336", "danger"),
+    ("complete", "#", STATE_COLOURS["complete"], "success"),
+    ("active", ">", STATE_COLOURS["active"], "info"),
+    ("ready", ".", STATE_COLOURS["ready"], ""),  # ready is expected, not a warning
+    ("waiting", " ", STATE_COLOURS["waiting"], ""),
+    ("failed", "!", STATE_COLOURS["failed"], "danger"),
 )
 _COUNTS = ("complete", "active", "ready", "waiting", "failed")
 _BAR_WIDTH = 24
