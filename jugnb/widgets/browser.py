@@ -145,7 +145,8 @@ class TaskBrowser(widgets.VBox):
         self.style_html = widgets.HTML(layout=widgets.Layout(display="none"))
         self.listing_head = widgets.HTML()
         self.listing_head.add_class("jugnb-listing-head")
-        self.listing = widgets.Select(options=[], rows=12, layout=widgets.Layout(width="100%"))
+        # Full width less the widget margins (2 px each side), or the box would scroll sideways.
+        self.listing = widgets.Select(options=[], rows=12, layout=widgets.Layout(width="calc(100% - 4px)"))
         self.listing.add_class("jugnb-listing")
         self.legend = widgets.HTML(legend_html())
         self.previous, self.next = (

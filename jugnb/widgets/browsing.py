@@ -175,6 +175,10 @@ def listing_table(entries: Iterable[TaskEntry], width: int = 96) -> tuple[str, l
     """
     entries = list(entries)
     keys = list(dict.fromkeys(k for e in entries for k, _ in e.columns))
+    # Positional columns in their order ("arg1" before "arg2"), wherever they first appear.
+    slots = [i for i, k in enumerate(keys) if k.isdigit()]
+    for i, k in zip(slots, sorted((keys[i] for i in slots), key=int), strict=True):
+        keys[i] = k
     heads = ["state", "task", *(f"arg{k}" if k.isdigit() else k for k in keys), "took"]
     table = [
         [

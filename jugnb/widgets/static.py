@@ -29,6 +29,8 @@ BAR_STATES = (
 _COUNTS = ("complete", "active", "ready", "waiting", "failed")
 _BAR_WIDTH = 24
 _DETAIL_LINES = 12
+# Headers and cells aligned alike (browsers centre <th> by default, which put the headers off their columns).
+_CELL_STYLE = ' style="text-align:left;padding:0 0.8em 0 0"'
 
 
 def view_text(view: ProgressView | None, width: int = 100) -> str:
@@ -201,12 +203,14 @@ def workers_html(workers: tuple[WorkerRow, ...]) -> str:
     if not workers:
         return "<p>No workers.</p>"
     head = "".join(
-        f"<th>{h}</th>" for h in ("pid", "host", "worker", "alive", "state", "task", "running for", "memory")
+        f"<th{_CELL_STYLE}>{h}</th>"
+        for h in ("pid", "host", "worker", "alive", "state", "task", "running for", "memory")
     )
     body = "".join(_html_worker(w) for w in workers)
     caption = html.escape(f"Workers: {_worker_count(workers)}")
     return (
-        f'<table class="jugnb-workers"><caption>{caption}</caption>'
+        f'<table class="jugnb-workers" style="border-collapse:collapse">'
+        f'<caption style="text-align:left">{caption}</caption>'
         f"<thead><tr>{head}</tr></thead>{body}</table>"
     )
 
@@ -216,7 +220,7 @@ def _html_worker(w: WorkerRow) -> str:
     if not w.ours and w.last_seen is not None:
         running = f"last record {_clock(w.last_seen)}"
     cells = (str(w.pid), w.host, w.worker, _liveness(w), w.state, w.task or "–", running, format_bytes(w.rss))
-    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+    return "<tr>" + "".join(f"<td{_CELL_STYLE}>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
 def _html_event(e: EventRow) -> str:
