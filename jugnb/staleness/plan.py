@@ -11,13 +11,11 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..session.tasks import task_hex
 from ..workers.records import TaskRecord
-
-if TYPE_CHECKING:
-    from .classify import StalenessReport
+from .report import StalenessReport
 
 __all__ = ["PLAN_REASONS", "Plan", "PlanGroup", "dry_run_plan", "run_reason"]
 
