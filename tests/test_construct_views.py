@@ -16,8 +16,8 @@ from conftest import read_cells
 from IPython.core.interactiveshell import InteractiveShell
 from test_constructs import SAMPLES, run_cells
 
-from jugnb.labels import GraphLabels, task_label
 from jugnb.magics.commands import status_snapshot
+from jugnb.status.labels import GraphLabels, task_label
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.progress import ProgressPanel
 

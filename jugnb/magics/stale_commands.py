@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
-from ..inkernel import find_task
-from ..labels import JUG_NAMES, GraphLabels, display_name
-from ..loader import LoadedGraph
-from ..plan import plan_text
-from ..records import TaskRecord
-from ..staleness import StalenessReport, classify, dry_run_plan, why
-from ..status import StatusSnapshot
-from .commands import Command, latest_records, status_snapshot
+from ..backends import select
+from ..session.inkernel import find_task
+from ..session.loader import LoadedGraph
+from ..staleness.classify import StalenessReport, classify, dry_run_plan, why
+from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
+from ..staleness.plan import plan_text
+from ..status.labels import JUG_NAMES, GraphLabels, display_name
+from ..status.reader import StatusSnapshot
+from ..workers.records import TaskRecord
+from .command import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 
 
@@ -74,7 +75,9 @@ class WhyCommand(Command):
         tasks = _tasks_named(state.graph, args.task)
         graph = state.graph
         store = (
-            FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else None
+            FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store)
+            if select(graph.jugdir.spec).keeps_records
+            else None
         )
         # Tasks of one name usually share the reason and the diff: say each distinct explanation once,
         # headed by the task instances it is about (their arguments tell them apart).

@@ -23,11 +23,11 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Int
 
-from .. import tasks as task_ops
 from ..errors import JugnbError, StoreError
-from ..labels import GraphLabels, display_name
-from ..records import RecordLog
-from ..status import STATES, StatusReader
+from ..session import tasks as task_ops
+from ..status.labels import GraphLabels, display_name
+from ..status.reader import STATES, StatusReader
+from ..workers.records import RecordLog
 from ._subshell import route_to_subshell
 from .browsing import (
     TaskEntry,

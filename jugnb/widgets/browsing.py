@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..labels import GraphLabels, display_name
-from ..status import STATES, StatusSnapshot
-from ..store import save_dict_store
-from ..tasks import task_hex
+from ..backends import persist
+from ..session.tasks import task_hex
+from ..status.labels import GraphLabels, display_name
+from ..status.reader import STATES, StatusSnapshot
 from .palette import STATE_TINTS
 from .viewmodel import format_duration
 
@@ -37,9 +37,9 @@ class TaskEntry:
     hash : str
         40 hex digits.
     state : str
-        One of :data:`jugnb.status.STATES`.
+        One of :data:`jugnb.status.reader.STATES`.
     label : str
-        The task instance's label (:func:`jugnb.labels.task_label`), e.g. ``"score(load(3), C=0.1)"``.
+        The task instance's label (:func:`jugnb.status.labels.task_label`), e.g. ``"score(load(3), C=0.1)"``.
     duration : float or None
         Seconds, from the task's latest record.
     worker : str or None
@@ -47,7 +47,7 @@ class TaskEntry:
     record_status : str or None
         ``"ok"``, ``"failed"``, ``"interrupted"`` or ``"killed"``; ``None`` without a record.
     columns : tuple of (str, str)
-        The arguments as ``(column, text)`` (:meth:`jugnb.labels.GraphLabels.columns`).
+        The arguments as ``(column, text)`` (:meth:`jugnb.status.labels.GraphLabels.columns`).
     """
 
     index: int
@@ -141,7 +141,7 @@ def retry_task(store: Any, task_hash: str) -> bool:
     if not lock.is_failed():
         return False
     lock.release()
-    save_dict_store(store)
+    persist(store)
     return True
 
 

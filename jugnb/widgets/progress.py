@@ -24,7 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import observe
 
-from ..labels import display_name
+from ..status.labels import display_name
 from ._subshell import route_to_subshell
 from .events import EventList
 from .palette import STATE_COLOURS, legend_html
