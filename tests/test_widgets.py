@@ -243,7 +243,8 @@ def test_panel_rows_bars_and_counts() -> None:
     assert visible(score.label.value) == "g.score"
     assert score.counts.value == "13/60 complete · 2 active · 40 ready · 3 waiting"
     assert score.failed.description == "2 failed" and score.failed.button_style == "danger"
-    assert score.failed.layout.display is None and panel.rows_box.children[0].failed.layout.display == "none"
+    assert score.failed.layout.visibility == "visible"
+    assert panel.rows_box.children[0].failed.layout.visibility == "hidden"
     colours = {state: bar.style.bar_color for state, bar in score.bar.segments.items()}
     assert colours == STATE_COLOURS  # Okabe-Ito: ready is sky blue, not the warning orange
     widths = score.bar.widths()

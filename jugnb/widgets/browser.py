@@ -80,7 +80,7 @@ class TaskBrowser(widgets.VBox):
 
     max_preview_bytes = Int(50 * 2**20, help="Bytes above which a result asks before it is loaded.")
     page_size = Int(50, help="Tasks listed per page.")
-    row_chars = Int(100, help="Characters per listed row at most (no sideways scroll at 1024 px).")
+    row_chars = Int(76, help="Characters per listed row at most (the rows fit an 800 px window).")
 
     def __init__(
         self,

@@ -60,7 +60,7 @@ class TaskBar(widgets.HBox):
             )
             for state, *_ in BAR_STATES
         }
-        layout = kwargs.pop("layout", widgets.Layout(flex="1 1 10em", min_width="6em"))
+        layout = kwargs.pop("layout", widgets.Layout(flex="1 1 6em", min_width="5em"))
         super().__init__(children=list(self.segments.values()), layout=layout, **kwargs)
 
     def render(self, row: TaskRow) -> None:
@@ -96,22 +96,23 @@ def _shares(row: TaskRow) -> list[int]:
 class TaskRowWidget(widgets.HBox):
     """One row: task name, stacked bar, counts, a red "N failed" button, tasks per minute and ETA.
 
-    The columns have widths in ``em``, never percentages, so that nothing overlaps; on a narrow screen
-    the row wraps instead.
+    The columns have flexible widths in ``em``, never percentages, so that nothing overlaps: at 800 px
+    the bar and the counts shrink (a long name or count wraps inside its column), wider screens give the
+    room to the bar; only a row with failures may wrap its rate and ETA onto a second line at 800 px.
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        self.label = widgets.HTML(layout=widgets.Layout(width="12em"))
+        self.label = widgets.HTML(layout=widgets.Layout(flex="0 0 9em"))
         self.label.add_class("jugnb-row-name")
         self.bar = TaskBar()
-        self.counts = widgets.HTML(layout=widgets.Layout(flex="0 1 19em", min_width="12em"))
+        self.counts = widgets.HTML(layout=widgets.Layout(flex="0 1 16em", min_width="10em"))
         self.failed = widgets.Button(
             button_style="danger", tooltip="Show the traceback",
-            layout=widgets.Layout(width="auto", height="auto", display="none"),
+            layout=widgets.Layout(flex="0 0 6.5em", height="auto", visibility="hidden"),
         )  # fmt: skip
         self.failed.add_class("jugnb-failed-link")
-        self.rate = widgets.HTML(layout=widgets.Layout(width="6.5em"))
-        self.eta = widgets.HTML(layout=widgets.Layout(width="9.5em"))
+        self.rate = widgets.HTML(layout=widgets.Layout(flex="0 0 5.5em"))
+        self.eta = widgets.HTML(layout=widgets.Layout(flex="0 0 8em"))
         children = [self.label, self.bar, self.counts, self.failed, self.rate, self.eta]
         layout = kwargs.pop("layout", widgets.Layout(flex_flow="row wrap", align_items="center"))
         super().__init__(children=children, layout=layout, **kwargs)
@@ -148,7 +149,8 @@ class TaskRowWidget(widgets.HBox):
         self.bar.render(row)
         self.counts.value = counts_text(row, failed=False)
         self.failed.description = f"{row.failed} failed" if row.failed else ""
-        self.failed.layout.display = None if row.failed else "none"
+        # Hidden, not removed: its column keeps its width, so rates and ETAs line up in every row.
+        self.failed.layout.visibility = "visible" if row.failed else "hidden"
         self.rate.value = "" if row.per_minute is None else f"{row.per_minute:.1f}/min"
         self.eta.value = eta_text(row, final=final, barrier=barrier if row.name == "Total" else "")
 
