@@ -222,7 +222,9 @@ def _run_all_and_check(page: Any, lab: Lab) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     panel = page.locator(".jugnb-progress-panel")
     panel.wait_for(timeout=120_000)
-    page.screenshot(path=str(ARTIFACTS / "progress_panel_live.png"))  # most likely mid-run; not checked
+    page.screenshot(path=str(ARTIFACTS / "progress_panel_live.png"))  # most likely mid-run
+    live = panel.evaluate(_GEOMETRY)  # the live panel (ETAs, rates, active workers) is laid out too
+    assert live["overlaps"] == [] and live["clipped"] == [] and not live["sideways"], live
     summary = panel.get_by_text(re.compile(rf"All {N + 1} tasks complete"))
     summary.wait_for(timeout=120_000)
     _click_refresh_while_busy(page, panel)

@@ -103,6 +103,7 @@ def test_pages(graph: Any) -> None:
 def test_value_preview_with_size_guard_and_assign(graph: Any) -> None:
     namespace: dict[str, Any] = {}
     browser = TaskBrowser(graph, namespace=namespace)
+    assert browser.output.layout.max_height == "24em" and browser.output.layout.overflow == "auto"
     browser.listing.value = 3  # load(3)
     assert "grid.load" in browser.details.value and not browser.buttons["value"].disabled
     browser.buttons["value"].click()
