@@ -37,9 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import JugnbError, StoreUnreachable
+from .errors import JugfileImportError, JugnbError, StoreUnreachable
 from .fingerprint import FingerprintStore
 from .heartbeat import Heartbeat
+from .loader import snapshot_import_error
 from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
 from .records import RecordLog
@@ -160,6 +161,9 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except JugfileImportError as err:
+            log.error("%s", err)
+            code = EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -194,9 +198,13 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:

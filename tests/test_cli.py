@@ -644,9 +644,10 @@ def test_console_script_exit_code_is_jugs(run: Run, nb: Path) -> None:
 def test_execute_reports_import_errors_by_cell(
     make_notebook: MakeNotebook, in_project: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # An exception while importing the jugfile names the cell and line, as in the kernel (not a traceback).
+    # An exception while importing the jugfile names the cell and line, as in the kernel (not a traceback),
+    # and exits 1 as jug does when the jugfile raises while imported (jugnb.exitcodes).
     make_notebook(["%%jugfile\nraise RuntimeError('boom in the jugfile')"], name="failing.ipynb")
-    assert main(["execute", "failing.ipynb"]) == 2
+    assert main(["execute", "failing.ipynb"]) == 1
     err = capfd.readouterr().err
     assert "Importing the jugfile failed at cell 1 (%%jugfile cell 1, id cell-1), line 2:" in err
     assert "RuntimeError: boom in the jugfile" in err

@@ -92,6 +92,8 @@ class ExecuteCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
+        # Never run a graph other than the one the notebook shows (a failed cell) or workers would import.
+        magics.session.check_executable(on_disk=not (args.here or args.dry_run))
         options = execute_options(args)
         if args.dry_run:
             from ..tasks import task_matcher
