@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModuleNameError
+from .errors import ModuleNameError, StateDirError
 from .jugfile import atomic_write, is_module_name, module_name_for
 
 STATE_DIR_NAME = ".jugnb"
@@ -116,12 +116,23 @@ class Project:
         return self.state_root / f"{self.folder.name}-{digest}"
 
     def snapshot(self, text: str) -> Path:
-        """Write ``text`` as an immutable jugfile snapshot and return its path (idempotent)."""
+        """Write ``text`` as an immutable jugfile snapshot and return its path (idempotent).
+
+        Raises
+        ------
+        StateDirError
+            When the state folder cannot be written (a read-only notebook folder, a file in the way).
+        """
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
         path = self.state_dir / "jugfiles" / digest / f"{self.module}.py"
         if not _holds(path, text):  # missing, or edited by hand: the name says what it must hold
-            self.ensure_state_dir()
-            atomic_write(path, text)
+            try:
+                self.ensure_state_dir()
+                atomic_write(path, text)
+            except OSError as err:
+                where = err.filename or self.state_dir
+                msg = _UNWRITABLE.format(where=where, why=err.strerror or err)
+                raise StateDirError(msg, path=str(where)) from None
         return path
 
     def ensure_state_dir(self) -> Path:
@@ -157,6 +168,12 @@ def resolve_state_root(root: str | Path | None) -> Path | None:
     return None if root is None or str(root) == "" else Path(os.path.expanduser(root)).absolute()
 
 
+_UNWRITABLE = (
+    "jugnb cannot write its state folder ({where}: {why}). Move it: `--state-dir DIR` on the command line, "
+    "`%config JugMagics.state_dir = 'DIR'` in the notebook, or `state_dir = DIR` in the [jugnb] section of "
+    "a jugrc file. For a read-only notebook folder, also put the jugdir elsewhere (--jugdir, "
+    "JugMagics.jugdir)."
+)
 _UNDECODABLE = (
     "The notebook's name {name!r} is not ASCII, and this process reads file names as {encoding} (a C or "
     "POSIX locale with Python's UTF-8 mode off), so jugnb cannot give it the module name, task names and "

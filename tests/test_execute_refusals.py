@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import wait_until, write_notebook
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
@@ -94,3 +95,43 @@ def test_a_jugfile_on_disk_that_is_not_the_kernels_is_refused(ip: InteractiveShe
     assert "Started 1 worker" in _execute(ip)
     ip.run_line_magic("jug", "wait --timeout 60")
     assert ip.run_line_magic("jug", "check") is True
+
+
+AFTER_BARRIER = """\
+%%jugfile
+from jug import TaskGenerator, bvalue
+
+@TaskGenerator
+def double(x):
+    return 2 * x
+
+total = sum(bvalue([double(i) for i in range(3)]))
+if total > 0:
+    raise ValueError(f"the total is {total}, more than this jugfile handles")
+"""
+
+
+def test_a_worker_names_the_cell_of_an_error_after_a_barrier(ip: InteractiveShell) -> None:
+    # The kernel's import stops at the bvalue; the worker's import past it raises.
+    ip.run_cell(AFTER_BARRIER, cell_id="late")
+    _execute(ip)
+    pool = ip.magics_manager.registry["JugMagics"]._pool
+    wait_until(lambda: not any(w.alive for w in pool.workers()), 60, "the worker to exit")
+    logs = list((Path.cwd() / ".jugnb" / "workers" / "work").glob("*.log"))
+    text = "".join(log.read_text() for log in logs)
+    assert "Importing the jugfile failed at %%jugfile cell 1 (id late), line 10:" in text, text
+    assert "ValueError: the total is 6, more than this jugfile handles" in text
+    assert "Traceback" not in text
+    # The kernel, reloading past the cleared barrier, says the same.
+    with pytest.raises(UsageError, match=r"%%jugfile cell 1 \(id late\), line 10"):
+        ip.run_line_magic("jug", "wait --timeout 60")
+
+
+def test_the_cli_names_the_cell_of_an_error_after_a_barrier(
+    project: Path, run: Callable[..., object]
+) -> None:
+    write_notebook(project / "late.ipynb", [AFTER_BARRIER])
+    result = run("jugnb", "execute", "late.ipynb", cwd=project)
+    assert result.returncode == 1, result.stderr  # type: ignore[attr-defined]
+    assert "cell 1 (%%jugfile cell 1, id cell-1), line 10:" in result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in result.stderr  # type: ignore[attr-defined]
