@@ -1,6 +1,6 @@
 """The ``jugnb`` command: ``export``, every jug subcommand on a notebook, and the round trip with plain jug.
 
-In-process ``jugnb.cli.main([...])`` wherever possible (a jug subcommand still runs in a child process,
+In-process ``jugnb.cli.app.main([...])`` wherever possible (a jug subcommand still runs in a child process,
 whose output ``capfd`` captures); real ``jugnb``/``jug`` processes where a test needs its own working
 directory in a module fixture, standard input, or the console script itself.
 """
@@ -23,9 +23,9 @@ import nbformat
 import pytest
 from conftest import free_port
 
-from jugnb.cli import main
-from jugnb.export import export_notebook
-from jugnb.jugfile import GENERATED_MARK, is_generated
+from jugnb.cli.app import main
+from jugnb.notebook.export import export_notebook
+from jugnb.notebook.jugfile import GENERATED_MARK, is_generated
 
 # In-process main() runs jug in a child process without a timeout: the deadline bounds every test.
 pytestmark = pytest.mark.usefixtures("deadline")
@@ -251,7 +251,8 @@ def test_subcommand_cannot_write_the_snapshot(
     (in_project / ".jugnb").write_text("a file where jugnb's state folder belongs\n", encoding="utf-8")
     assert main(["status", NOTEBOOK]) == 2
     err = capfd.readouterr().err
-    assert "jugnb: error: cannot write the jugfile snapshot" in err
+    assert "jugnb: error: jugnb cannot write its state folder" in err
+    assert "Not a directory" in err and "--state-dir DIR" in err  # why, and how to move it
     assert "Traceback" not in err
 
 
@@ -645,7 +646,7 @@ def test_execute_reports_import_errors_by_cell(
     make_notebook: MakeNotebook, in_project: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     # An exception while importing the jugfile names the cell and line, as in the kernel (not a traceback),
-    # and exits 1 as jug does when the jugfile raises while imported (jugnb.exitcodes).
+    # and exits 1 as jug does when the jugfile raises while imported (jugnb.cli.exitcodes).
     make_notebook(["%%jugfile\nraise RuntimeError('boom in the jugfile')"], name="failing.ipynb")
     assert main(["execute", "failing.ipynb"]) == 1
     err = capfd.readouterr().err

@@ -1,4 +1,4 @@
-"""The exit code table (jugnb/exitcodes.py) against the guide and against what the commands do."""
+"""The exit code table (jugnb/cli/exitcodes.py) against the guide and against what the commands do."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import write_notebook
 
-from jugnb.exitcodes import EXIT_CODES, JUG_FAILED, OK, REFUSED
+from jugnb.cli.exitcodes import EXIT_CODES, JUG_FAILED, OK, REFUSED
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
 Run = Callable[..., subprocess.CompletedProcess[str]]

@@ -81,7 +81,7 @@ def test_a_kernel_without_utf8_names_the_fix(project: Path, jug_environ: dict[st
         "import sys\n"
         "from pathlib import Path\n"
         "from jugnb.errors import ModuleNameError\n"
-        "from jugnb.project import Project\n"
+        "from jugnb.notebook.project import Project\n"
         "try:\n"
         "    Project.for_notebook(Path(sys.argv[1]))\n"
         "except ModuleNameError as err:\n"
