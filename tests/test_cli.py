@@ -252,7 +252,7 @@ def test_subcommand_cannot_write_the_snapshot(
     assert main(["status", NOTEBOOK]) == 2
     err = capfd.readouterr().err
     assert "jugnb: error: jugnb cannot write its state folder" in err
-    assert "Not a directory" in err and "--state-dir DIR" in err  # why, and how to move it
+    assert "File exists" in err and "--state-dir DIR" in err  # why, and how to move it
     assert "Traceback" not in err
 
 
