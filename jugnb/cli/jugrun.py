@@ -91,6 +91,10 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     project = Project.for_notebook(notebook, module, flag="--module", state_root=state_dir)
     jugfile = export_notebook(notebook)
     snapshot = project.snapshot(jugfile.text)
+    # Modules beside the notebook import from any working directory, as modules beside a jugfile do when
+    # jug runs in its folder (jug.init puts the working directory first; this folder comes next).
+    if str(project.folder) not in sys.path:
+        sys.path.insert(0, str(project.folder))
     exported = notebook.with_name(f"{project.module}.py")
     return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
 

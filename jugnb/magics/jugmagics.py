@@ -25,7 +25,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Unicode, observe
+from traitlets import Bool, Float, Unicode, observe
 
 from ..backends.spec import redact, resolve_jugdir
 from ..errors import JugnbError
@@ -34,6 +34,7 @@ from ..notebook.lint import foreign_names
 from ..notebook.project import Project, jugrc_state_dir, resolve_state_root
 from ..session.kernel import NotebookSession
 from ..session.loader import LoadedGraph
+from ..session.reproduce import ReproducibilityCheck
 from . import commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions
@@ -70,6 +71,12 @@ class JugMagics(Magics):
         "notebook folder, e.g. when the notebook's folder is read-only. None: jugrc's [jugnb] state_dir, "
         "else .jugnb beside the notebook.",
     ).tag(config=True)
+    clean_import_timeout = Float(
+        60.0,
+        help="Seconds for the check, before %jug execute starts workers, that a clean import of the jugfile "
+        "(as a worker does it) gives the kernel's task hashes. 0 skips the check. When it takes longer, "
+        "the workers start with a warning.",
+    ).tag(config=True)
     show_summary = Bool(True, help="Print a one-line summary after each %%jugfile cell.").tag(config=True)
     auto_invalidate_stale = Bool(
         False,
@@ -91,6 +98,7 @@ class JugMagics(Magics):
         self._cell_id: str | None = None
         self._bound: dict[str, Any] = {}
         self._pool: Any = None
+        self.reproducibility = ReproducibilityCheck()
         self.panel: Any = None  # the last progress panel shown
         self._status_reader: Any = None
         if shell is not None:
