@@ -214,3 +214,32 @@ def test_state_dir_setting_in_the_kernel(
     assert (state / f"{Path.cwd().name}-{_digest(Path.cwd())}" / "analysis.current").is_file()
     config = ip.run_line_magic("jug", "config").text
     assert "%config JugMagics.state_dir" in config
+
+
+@pytest.mark.parametrize("locale", [{"LC_ALL": "C", "LANG": "C"}, ASCII_LOCALE], ids=["C", "C-no-utf8"])
+def test_a_real_kernel_under_a_c_locale_in_a_non_ascii_folder(
+    project: Path, jug_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, locale: dict[str, str]
+) -> None:
+    from kernelutil import Kernel
+
+    for key, value in locale.items():
+        monkeypatch.setenv(key, value)  # the kernel (and its workers) inherit them
+    kernel = Kernel(project, notebook="work.ipynb")
+    try:
+        kernel.run("%load_ext jugnb").ok()
+        kernel.run(GRAPH, cell_id="g").ok()
+        assert "Started 1 worker" in kernel.run("%jug execute -j 1 --quiet").ok().stdout
+        kernel.run("%jug wait --timeout 60", timeout=90).ok()
+        assert kernel.run("%jug check").ok().data[0]["text/plain"] == "True"
+        # A non-ASCII notebook name: a clear fix when the kernel cannot decode it, never a raw error.
+        kernel.run("%jug reset").ok()
+        kernel.run("%config JugMagics.notebook = 'cahier été.ipynb'").ok()
+        result = kernel.run(GRAPH, cell_id="g")
+        if locale is ASCII_LOCALE:
+            assert "UsageError: The notebook's path 'cahier été.ipynb' is not ASCII" in result.stderr, result
+            assert "PYTHONUTF8=1" in result.stderr and "UnicodeEncodeError" not in result.text
+        else:
+            assert "cahier_été: 3 tasks" in result.ok().stdout
+    finally:
+        kernel.run("%jug stop --now", timeout=60)
+        kernel.shutdown()

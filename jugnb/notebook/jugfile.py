@@ -408,15 +408,19 @@ def write_jugfile(path: Path, text: str, *, force: bool = False) -> bool:
     return True
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to ``path`` through a temporary file and a rename.
+
+    Readers never see half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             # mkstemp creates the file 0600: give it the mode a plain open() would (0666 less the umask).
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(text)
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

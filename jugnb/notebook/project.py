@@ -86,7 +86,7 @@ class Project:
             ``flag`` as the way to choose another. Also when the notebook's name cannot be read as UTF-8
             text in this process (a C/POSIX locale with Python's UTF-8 mode off).
         """
-        _check_decodable(notebook.name)
+        _check_decodable(notebook)
         folder = notebook.resolve().parent
         name = module if module is not None else module_name_for(notebook.stem)
         check_module_name(name, folder=folder, source=notebook.name, flag=flag)
@@ -175,19 +175,20 @@ _UNWRITABLE = (
     "JugMagics.jugdir)."
 )
 _UNDECODABLE = (
-    "The notebook's name {name!r} is not ASCII, and this process reads file names as {encoding} (a C or "
+    "The notebook's path {name!r} is not ASCII, and this process reads file names as {encoding} (a C or "
     "POSIX locale with Python's UTF-8 mode off), so jugnb cannot give it the module name, task names and "
     "files that every other process gives it. Run with PYTHONUTF8=1 (for a kernel: add it to the env of "
     "its kernel spec, kernel.json) or a UTF-8 locale (LANG=C.UTF-8), or rename the notebook."
 )
 
 
-def _check_decodable(name: str) -> None:
-    """Refuse a file name that holds bytes this process could not decode (surrogate escapes)."""
+def _check_decodable(notebook: Path) -> None:
+    """Refuse a notebook path this process cannot pass to the filesystem, or whose name it cannot read."""
     try:
-        name.encode("utf-8")
+        notebook.name.encode("utf-8")  # the name makes the module name: undecodable bytes fail here
+        os.fsencode(notebook)  # non-ASCII text (from configuration) under an ASCII encoding fails here
     except UnicodeEncodeError:
-        text = os.fsencode(name).decode("utf-8", errors="replace")
+        text = str(notebook).encode("utf-8", "surrogateescape").decode("utf-8", errors="replace")
         encoding = sys.getfilesystemencoding()
         raise ModuleNameError(_UNDECODABLE.format(name=text, encoding=encoding)) from None
 

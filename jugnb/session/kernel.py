@@ -14,6 +14,7 @@ the same body exists already (re-running identical code adds nothing).
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ..backends.spec import Jugdir
 from ..errors import JugfileImportError, JugnbError
 from ..notebook.jugfile import Fragment, Jugfile, assemble, atomic_write
 from ..notebook.project import Project
+from ..workers.env import read_pointer
 from .loader import LoadedGraph, load_jugfile
 
 _FAILED = (
@@ -75,7 +77,7 @@ def _summary(err: JugnbError) -> str:
 def _disk_mismatch(pointer: Path, snapshot: Path, text: str) -> str:
     """Say how the pointer file and the snapshot differ from the loaded jugfile (empty when they match)."""
     try:
-        named = pointer.read_text(encoding="utf-8").strip()
+        named = read_pointer(pointer)
     except FileNotFoundError:
         return f"the pointer file {pointer} is missing"
     if named != str(snapshot):
@@ -186,7 +188,9 @@ class NotebookSession:
         snapshot = self.project.snapshot(jugfile.text)
         graph = load_jugfile(jugfile, snapshot, self.jugdir, store=self._reusable_store())
         self.fragments, self.graph, self._store = fragments, graph, graph.store
-        atomic_write(self.pointer_path, f"{snapshot}\n")
+        # The path's own bytes, not UTF-8 text: a path a C-locale kernel got from the filesystem may hold
+        # bytes that are not UTF-8 text in this process (surrogate escapes).
+        atomic_write(self.pointer_path, os.fsencode(snapshot) + b"\n")
         return graph
 
     def redefinitions(self, ordinal: int) -> list[str]:

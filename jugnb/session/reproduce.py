@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JugnbError
+from ..workers.env import read_jugdir_from_stdin
 
 _NOT_REPRODUCIBLE = (
     "Workers would not compute the tasks this notebook shows: a clean import of the jugfile, as a worker "
@@ -100,19 +101,18 @@ def clean_import(snapshot: Path, jugdir: str, cwd: Path, timeout: float) -> Clea
     result = subprocess.run(
         command,
         cwd=cwd,
-        input=jugdir + "\n",
+        input=os.fsencode(jugdir) + b"\n",  # a path's own bytes, as workers get it
         capture_output=True,
-        text=True,
-        encoding="utf-8",
         timeout=timeout,
         check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    lines = result.stdout.strip().splitlines()
+    lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
     try:
         report = json.loads(lines[-1])
     except (IndexError, ValueError):
-        msg = f"The clean import of the jugfile failed without a report:\n{result.stderr.strip()[-2000:]}"
+        stderr = result.stderr.decode("utf-8", "replace").strip()[-2000:]
+        msg = f"The clean import of the jugfile failed without a report:\n{stderr}"
         raise JugnbError(msg, path=str(snapshot)) from None
     return CleanImport(
         tuple((n, h) for n, h in report["tasks"]),
@@ -299,8 +299,7 @@ def _report(snapshot: str, jugdir: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """``python -m jugnb.session.reproduce SNAPSHOT`` with the jugdir on stdin; print the JSON report."""
-    jugdir = sys.stdin.readline().rstrip("\n")
-    report = _report(argv[0], jugdir)
+    report = _report(argv[0], read_jugdir_from_stdin())
     sys.stdout.write("\n" + json.dumps(report) + "\n")
     return 0
 

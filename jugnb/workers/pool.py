@@ -221,7 +221,7 @@ class WorkerPool(LoggingConfigurable):
         # every local user can read a command line, and the user's processes each other's environment.
         if popen.stdin is not None:  # always: stdin=PIPE
             with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
-                popen.stdin.write(self.jugdir.encode("utf-8") + b"\n")
+                popen.stdin.write(os.fsencode(self.jugdir) + b"\n")  # read back by os.fsdecode
         proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
         self._procs.append(proc)
         self._emit(PoolEvent(time.time(), "started", worker_id, proc.pid, f"worker {worker_id} started"))
