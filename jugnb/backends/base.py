@@ -4,7 +4,7 @@ A :class:`Backend` is one jugdir seen through its store kind. The rest of jugnb 
 on the kind itself: open the store, read results and locks in bulk, who holds a lock and how to release it,
 the change signal idle workers wait on, and where jugnb keeps its task records and code fingerprints for
 that jugdir (:class:`RecordLines`, :class:`FingerprintBlobs`). The record and fingerprint *formats* belong to
-:mod:`jugnb.workers.records` and :mod:`jugnb.staleness.fingerprint`; a backend only stores them.
+:mod:`jugnb.status.records` and :mod:`jugnb.staleness.fingerprint`; a backend only stores them.
 
 Modelled on jug's own ``jug/backends/`` (one module per store, chosen from the jugdir string by ``select``).
 """

@@ -17,7 +17,7 @@ from ..staleness.classify import StalenessReport, classify, dry_run_plan, why
 from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..staleness.plan import plan_text
 from ..status.reader import StatusSnapshot
-from ..workers.records import TaskRecord
+from ..status.records import TaskRecord
 from .command import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 

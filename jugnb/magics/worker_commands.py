@@ -13,9 +13,9 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from ..backends import select
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..status.reader import StatusSnapshot
+from ..status.records import TaskRecord
 from ..workers.env import EXIT_STORE_LOST
 from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from ..workers.records import TaskRecord
 from .command import Command, add_selection, latest_records, selection, status_snapshot
 from .views import Rendered
 

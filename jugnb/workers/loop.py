@@ -42,6 +42,7 @@ from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugnbError, StoreUnreachable
 from ..staleness.fingerprint import FingerprintStore
+from ..status.records import RecordLog
 from .env import (
     EXIT_STORE_LOST,
     Control,
@@ -55,7 +56,6 @@ from .env import (
 from .heartbeat import Heartbeat
 from .locks import Holder, holder
 from .recorder import TaskRecorder
-from .records import RecordLog
 
 log = logging.getLogger("jugnb.workers.loop")
 
