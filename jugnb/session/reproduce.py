@@ -272,10 +272,10 @@ def _report(snapshot: str, jugdir: str) -> dict[str, Any]:
     import jug.jug
     from jug import task as jugtask
 
-    from ..backends.spec import open_store
+    from ..backends import select
     from .loader import quiet_import_log, snapshot_import_error
 
-    store = open_store(jugdir)
+    store = select(jugdir).open()
     before = set(sys.modules)
     jug.jug._is_jug_running = True  # as in a worker: jugfiles may test jug.is_jug_running()
     try:
