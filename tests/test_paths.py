@@ -243,3 +243,18 @@ def test_a_real_kernel_under_a_c_locale_in_a_non_ascii_folder(
     finally:
         kernel.run("%jug stop --now", timeout=60)
         kernel.shutdown()
+
+
+def test_an_unwritable_state_folder_in_the_kernel_says_how_to_move_it(
+    notebook_shell: Callable[[str], InteractiveShell], tmp_path: Path
+) -> None:
+    ip = notebook_shell("analysis")
+    (Path.cwd() / ".jugnb").write_text("a file where jugnb's state folder belongs\n", encoding="utf-8")
+    with capture_output() as out:
+        ip.run_cell(GRAPH, cell_id="g")
+    assert "UsageError: jugnb cannot write its state folder" in out.stderr
+    assert "%config JugMagics.state_dir = 'DIR'" in out.stderr and "Traceback" not in out.stderr
+    ip.run_cell(f"%config JugMagics.state_dir = {str(tmp_path / 'state')!r}")
+    with capture_output() as out:
+        assert ip.run_cell(GRAPH, cell_id="g").success
+    assert "analysis: 3 tasks" in out.stdout
