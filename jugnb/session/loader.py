@@ -21,7 +21,8 @@ from typing import Any
 
 from ..backends.spec import Jugdir, redact_text
 from ..errors import JugfileImportError
-from ..notebook.jugfile import Jugfile, parse_jugfile
+from ..notebook.cellmap import parse_jugfile
+from ..notebook.jugfile import Jugfile
 
 _IMPORT_FAILED = "Importing the jugfile failed at {where}:\n    {code}\n{error}\n{frames}{then}"
 _KERNEL_THEN = "The previous jugfile and task graph stay loaded; fix the cell and run it again."
