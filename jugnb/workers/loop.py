@@ -40,7 +40,8 @@ from typing import Any
 
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
-from ..errors import JugnbError, StoreUnreachable
+from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..session.loader import snapshot_import_error
 from ..staleness.fingerprint import FingerprintStore
 from ..status.records import RecordLog
 from .env import (
@@ -162,6 +163,9 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except JugfileImportError as err:
+            log.error("%s", err)
+            code = EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -196,9 +200,13 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
