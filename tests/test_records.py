@@ -11,7 +11,7 @@ import pytest
 from jugnb.backends.file import FileRecordLines
 from jugnb.backends.redis import RedisRecordLines
 from jugnb.errors import StoreError
-from jugnb.workers.records import RecordLog, TaskRecord
+from jugnb.status.records import RecordLog, TaskRecord
 
 
 def records_folder(jugdir: str) -> Path:

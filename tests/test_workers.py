@@ -24,8 +24,8 @@ from conftest import process_exists, wait_until
 
 from jugnb.notebook.jugfile import atomic_write
 from jugnb.notebook.project import Project
+from jugnb.status.records import RecordLog, TaskRecord
 from jugnb.workers.pool import NotRunning, WorkerPool
-from jugnb.workers.records import RecordLog, TaskRecord
 
 MODULE = "wtest"
 

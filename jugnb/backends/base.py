@@ -4,7 +4,7 @@ A :class:`Backend` is one jugdir seen through its store kind. The rest of jugnb 
 on the kind itself: open the store, read results and locks in bulk, who holds a lock and how to release it,
 the change signal idle workers wait on, and where jugnb keeps its task records and code fingerprints for
 that jugdir (:class:`RecordLines`, :class:`FingerprintBlobs`). The record and fingerprint *formats* belong to
-:mod:`jugnb.workers.records` and :mod:`jugnb.staleness.fingerprint`; a backend only stores them.
+:mod:`jugnb.status.records` and :mod:`jugnb.staleness.fingerprint`; a backend only stores them.
 
 Modelled on jug's own ``jug/backends/`` (one module per store, chosen from the jugdir string by ``select``).
 """
@@ -95,6 +95,8 @@ class Backend(ABC):
     keeps_records: ClassVar[bool] = True
     #: Whether a lock records its owner (pid and host), so that a dead owner's locks can be found.
     lock_names_owner: ClassVar[bool] = False
+    #: Whether results outlive the process that stored them (not so for an in-memory ``dict_store``).
+    persistent: ClassVar[bool] = True
     #: Whether a kernel should keep its open store across reloads of the jugfile (state or connections).
     reuse_open_store: ClassVar[bool] = False
 

@@ -18,7 +18,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from ..backends import select
 from ..session.loader import LoadedGraph
 from ..status.reader import StatusReader, StatusSnapshot
-from ..workers.records import RecordLog, TaskRecord
+from ..status.records import RecordLog, TaskRecord
 
 _COMMANDS: dict[str, Command] = {}
 

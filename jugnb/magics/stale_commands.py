@@ -18,7 +18,7 @@ from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerpri
 from ..staleness.plan import plan_text
 from ..status.labels import JUG_NAMES, GraphLabels, display_name
 from ..status.reader import StatusSnapshot
-from ..workers.records import TaskRecord
+from ..status.records import TaskRecord
 from .command import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 

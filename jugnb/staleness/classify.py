@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..session.tasks import task_hex
-from ..workers.records import TaskRecord
+from ..status.records import TaskRecord
 from .fingerprint import Fingerprint, FingerprintStore
 from .plan import PLAN_REASONS, Plan, PlanGroup, dry_run_plan, run_reason
 from .report import CATEGORIES, NameStaleness, StalenessReport

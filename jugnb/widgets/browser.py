@@ -27,7 +27,7 @@ from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
 from ..status.labels import GraphLabels, display_name
 from ..status.reader import STATES, StatusReader
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from ._subshell import route_to_subshell
 from .browsing import (
     TaskEntry,

@@ -5,5 +5,5 @@
   signals, how it is started, what is settled when it ends);
 - :mod:`.loop`, :mod:`.env`, :mod:`.recorder`, :mod:`.heartbeat`: code that runs inside a worker
   (``python -m jugnb.workers.loop``);
-- :mod:`.records`, :mod:`.locks`: task records and jug's locks, read by both sides.
+- :mod:`.locks`: who holds jug's locks, read by both sides (task records are in :mod:`jugnb.status.records`).
 """

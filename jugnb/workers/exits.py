@@ -17,11 +17,11 @@ from typing import Any
 
 from ..backends import select
 from ..errors import StoreError
+from ..status.records import RecordLog, TaskRecord
 from .env import EXIT_STORE_LOST
 from .heartbeat import read_heartbeat
 from .locks import process_alive, release_locks_of
 from .process import WorkerProcess
-from .records import RecordLog, TaskRecord
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,10 @@ from typing import Any
 
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
-from ..errors import JugnbError, StoreUnreachable
+from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..session.loader import snapshot_import_error
 from ..staleness.fingerprint import FingerprintStore
+from ..status.records import RecordLog
 from .env import (
     EXIT_STORE_LOST,
     Control,
@@ -55,7 +57,6 @@ from .env import (
 from .heartbeat import Heartbeat
 from .locks import Holder, holder
 from .recorder import TaskRecorder
-from .records import RecordLog
 
 log = logging.getLogger("jugnb.workers.loop")
 
@@ -162,6 +163,9 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except JugfileImportError as err:
+            log.error("%s", err)
+            code = EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -196,9 +200,13 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:

@@ -45,10 +45,10 @@ from traitlets.config import LoggingConfigurable
 from ..backends.spec import absolute_jugdir, redact
 from ..errors import StoreError, WorkerError
 from ..notebook.jugfile import atomic_write
+from ..status.records import RecordLog
 from .exits import ExitReport, handle_exit, release_held_locks
 from .launch import claim_worker_id, launch_worker, worker_command
 from .process import NotRunning, PoolEvent, WorkerInfo, WorkerProcess, check_start, worker_info
-from .records import RecordLog
 
 __all__ = ["NotRunning", "PoolEvent", "WorkerInfo", "WorkerPool"]
 
