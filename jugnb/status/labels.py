@@ -141,6 +141,7 @@ class GraphLabels:
         self._varying = _varying_keys(tasks)
         self._short: dict[int, str] = {}
         self._full: dict[int, str] = {}
+        self._columns: dict[int, list[tuple[str, str]]] = {}
 
     def label(self, index: int, width: int = 100) -> str:
         """Label ``tasks[index]`` (see :func:`task_label`), with its block number for mapreduce."""
@@ -173,6 +174,12 @@ class GraphLabels:
 
     def columns(self, index: int) -> list[tuple[str, str]]:
         """Split ``tasks[index]``'s arguments into columns (see :func:`argument_parts`); blocks by number."""
+        found = self._columns.get(index)
+        if found is None:
+            found = self._columns[index] = self._columns_of(index)
+        return found
+
+    def _columns_of(self, index: int) -> list[tuple[str, str]]:
         task, block = self.tasks[index], self._blocks.get(index)
         if block is None:
             return argument_parts(task, self.module)

@@ -38,27 +38,36 @@ class TaskEntry:
         40 hex digits.
     state : str
         One of :data:`jugnb.status.reader.STATES`.
-    label : str
-        The task instance's label (:func:`jugnb.status.labels.task_label`), e.g. ``"score(load(3), C=0.1)"``.
     duration : float or None
         Seconds, from the task's latest record.
     worker : str or None
         Worker of the latest record (``worker@host``).
     record_status : str or None
         ``"ok"``, ``"failed"``, ``"interrupted"`` or ``"killed"``; ``None`` without a record.
-    columns : tuple of (str, str)
-        The arguments as ``(column, text)`` (:meth:`jugnb.status.labels.GraphLabels.columns`).
+    labels : GraphLabels or None
+        The graph's labels, from which :attr:`label` (e.g. ``"score(load(3), C=0.1)"``) and :attr:`columns`
+        (``(column, text)`` pairs, :meth:`jugnb.status.labels.GraphLabels.columns`) come.
     """
 
     index: int
     name: str
     hash: str
     state: str
-    label: str
     duration: float | None = None
     worker: str | None = None
     record_status: str | None = None
-    columns: tuple[tuple[str, str], ...] = field(default=())
+    labels: GraphLabels | None = field(default=None, repr=False, compare=False)
+
+    # Labels are made when shown (one page), not for every task a filter keeps: they cost ~30 µs each.
+    @property
+    def label(self) -> str:
+        """The label of the task instance (cached by its :class:`GraphLabels`)."""
+        return self.labels.label(self.index) if self.labels is not None else self.name
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The arguments as ``(column, text)`` pairs."""
+        return tuple(self.labels.columns(self.index)) if self.labels is not None else ()
 
 
 def list_entries(
@@ -109,13 +118,11 @@ def list_entries(
 
 
 def _entry(index: int, name: str, h: str, state: str, labels: GraphLabels, record: Any) -> TaskEntry:
-    entry = TaskEntry(index, name, h, state, labels.label(index), columns=tuple(labels.columns(index)))
     if record is None:
-        return entry
+        return TaskEntry(index, name, h, state, labels=labels)
     return TaskEntry(
-        index, name, h, state, entry.label, record.duration, f"{record.worker}@{record.host}",
-        record.status, entry.columns,
-    )  # fmt: skip
+        index, name, h, state, record.duration, f"{record.worker}@{record.host}", record.status, labels
+    )
 
 
 def result_size(store: Any, task_hash: str) -> int | None:
