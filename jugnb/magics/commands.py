@@ -18,7 +18,7 @@ from IPython.display import SVG, display
 from ..backends.spec import redact
 from ..session import tasks as task_ops
 from ..session.loader import LoadedGraph
-from ..status.labels import display_name
+from ..status.labels import JUG_NAMES, display_name
 from ..status.reader import StatusSnapshot
 from .command import _COMMANDS, Command, add_selection, get, selection, status_snapshot
 from .stale_commands import stale_selection
@@ -266,7 +266,8 @@ def _names(graph: LoadedGraph) -> str:
 def _removal_table(verb: str, removal: task_ops.Removal) -> str:
     if not removal.total:
         return f"{verb}: no results (none of the selected tasks or their dependents had one)."
-    width = max(len(n) for n in removal.results)
-    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(removal.results.items())]
+    shown = {JUG_NAMES.get(n, n): c for n, c in removal.results.items()}  # mapreduce.map, not _jug_map
+    width = max(len(n) for n in shown)
+    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(shown.items())]
     noun = "result" if removal.total == 1 else "results"
     return "\n".join([f"{verb} {removal.total} {noun}, downstream included:", *rows])
