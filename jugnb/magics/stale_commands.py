@@ -83,14 +83,17 @@ class WhyCommand(Command):
         # headed by the task instances it is about (their arguments tell them apart).
         labels = GraphLabels(graph.tasks, magics.session.project.module)
         position = {id(t): i for i, t in enumerate(graph.tasks)}
-        explained: dict[str, list[str]] = {}
+        explanations: list[str] = []
         for t in tasks[:5]:
             text = str(why(t, state.report, state.fingerprints, state.records, store))
-            for raw, shown in JUG_NAMES.items():  # jug's internal names read as what the jugfile called
-                text = text.replace(raw, shown)
+            # The task instance by its arguments ("simulate(1, 0.5) (c7e49dd3c722) will run"), and jug's
+            # internal names as the jugfile wrote them.
             label = labels.label(position[id(t)]) if id(t) in position else t.name
-            explained.setdefault(text, []).append(label)
-        explanations = [f"{', '.join(shown)}:\n{text}" for text, shown in explained.items()]
+            text = text.replace(t.name, label, 1)
+            for raw, shown in JUG_NAMES.items():
+                text = text.replace(raw, shown)
+            explanations.append(text)
+        explanations = list(dict.fromkeys(explanations))
         if len(tasks) > 5:
             explanations.append(
                 f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
