@@ -82,6 +82,7 @@ def test_every_construct_in_every_view(sample: str, ip: InteractiveShell) -> Non
         assert "mapreduce.reduce(add), block 3 of 3" in shown
         assert "mapreduce.mapreduce(add, double), block 4 of 4" in shown
         assert "mapreduce.map" in views["graph"] and "mapreduce.map" in views["status"]
+        assert views["why"].startswith("mapreduce.map(double), block 1 of 3 (")  # the instance, then its hash
     if sample == "constructs":
         assert "scaled('abc', 2, True)" in shown  # CustomHash and NoHash show their values
         assert "add(pair(1)[0], pair(3)[1])" in shown  # a Tasklet by indexing; iteratetask
