@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import JugfileImportError
 from .jugfile import Jugfile
+from .misuse import construct_checks
 from .store import Jugdir, redact_text
 
 _IMPORT_FAILED = "Importing the jugfile failed at {where}:\n    {code}\n{error}\n{frames}{then}"
@@ -123,7 +124,7 @@ def load_jugfile(jugfile: Jugfile, snapshot: Path, jugdir: Jugdir, store: Any = 
     saved = _save_globals(snapshot.stem)
     del jugtask.alltasks[:]
     try:
-        with quiet_import_log(), _barrier_locator(snapshot) as stops:
+        with quiet_import_log(), _barrier_locator(snapshot) as stops, construct_checks():
             store, namespace = init(str(snapshot), on_error="propagate", store=store)
     except Exception as err:
         _restore_globals(saved)

@@ -147,6 +147,12 @@ class StatusCommand(Command):
             action="store_true",
             help="Show the live progress panel instead (it updates while other cells run).",
         )
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Also load every stored result once, to find those that cannot be loaded (truncated, "
+            "damaged, or pickling a class the code no longer has); reads every result.",
+        )
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
@@ -164,6 +170,7 @@ class StatusCommand(Command):
         notes = []
         if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
             notes.append(stale_note(current_staleness(magics, graph, snapshot)))
+        notes += [str(failure) for failure in _unloadable(magics, graph, args.verify)]
         if graph.barrier is not None:
             notes.append(
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
@@ -172,6 +179,18 @@ class StatusCommand(Command):
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)
+
+
+def _unloadable(magics: Any, graph: LoadedGraph, verify: bool) -> list[Any]:
+    """Results that exist but cannot be loaded: found before, named by workers, or (verify) any."""
+    from ..errors import StoreError
+    from ..unloadable import known_unloadable
+
+    try:
+        messages = [r.exc_message or "" for r in latest_records(magics, graph).values() if r.failed]
+    except StoreError:
+        messages = []
+    return known_unloadable(graph.jugdir, graph.tasks, messages, verify=verify)
 
 
 class CheckCommand(Command):
@@ -222,17 +241,25 @@ class InvalidateCommand(Command):
             help="Select the results computed by code that changed since (with --target etc.: "
             "only those of the matching task names).",
         )
+        parser.add_argument(
+            "--hash",
+            help="The one task with this hash (its first 6+ hex digits), e.g. one whose result cannot be "
+            "loaded.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         name, pattern = _selection(args)
-        if not args.stale and name is None and pattern is None:
+        if not args.stale and name is None and pattern is None and args.hash is None:
             raise UsageError(
-                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale."
+                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT, --hash HEX or "
+                "--stale."
             )
         matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
-        if args.stale:
+        if args.hash is not None:
+            selected = [_task_by_hash(graph, args.hash)]
+        elif args.stale:
             from .stale_commands import stale_selection
 
             selected, _ = stale_selection(magics, matcher)
@@ -244,6 +271,14 @@ class InvalidateCommand(Command):
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))
+
+
+def _task_by_hash(graph: LoadedGraph, prefix: str) -> Any:
+    from ..inkernel import find_task
+
+    if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix.lower()):
+        raise UsageError(f"--hash {prefix!r}: give at least 6 hex digits of the task's hash.")
+    return find_task(graph.tasks, prefix.lower())
 
 
 class CleanupCommand(Command):

@@ -20,16 +20,20 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
 
     def value(t: Any) -> Any:
         """Load the result of a task, or of a list/dict/tuple of tasks (like jug's ``value``)."""
-        magics.graph  # noqa: B018 - reloads past a cleared barrier and sets Task.store
+        graph = magics.graph  # reloads past a cleared barrier and sets Task.store
         try:
-            return task_ops.value(t)
+            return task_ops.value(t, graph.jugdir)
         except JugnbError as err:
             raise UsageError(str(err)) from err
 
     def invalidate(t: Any) -> int:
         """Remove the result of task ``t`` and of every task downstream of it; return how many went."""
         graph = magics.graph
-        removal = task_ops.invalidate(graph.store, graph.tasks, [t])
+        try:
+            task = task_ops.require_task(t)
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+        removal = task_ops.invalidate(graph.store, graph.tasks, [task])
         print(f"Invalidated {removal.total} results ({_per_name(removal.results)}).")
         return removal.total
 
@@ -53,7 +57,7 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
         for name, obj in graph.public_names().items():
             if _holds_tasks(obj):
                 try:
-                    magics.shell.user_ns[name] = task_ops.value(obj)
+                    magics.shell.user_ns[name] = task_ops.value(obj, graph.jugdir)
                 except JugnbError as err:
                     print(f"Not loaded `{name}`: {err}")
 
