@@ -40,6 +40,10 @@ class NotebookSession:
     fragments: list[Fragment] = field(default_factory=list)
     graph: LoadedGraph | None = None
     _store: Any = None
+    #: Hashes of tasks that an earlier graph defined and the current one does not -> (why, the public name
+    #: that held it then, if any).
+    retired: dict[bytes, tuple[str, str | None]] = field(default_factory=dict)
+    _hashes: frozenset[bytes] = frozenset()
 
     @property
     def pointer_path(self) -> Path:
@@ -73,10 +77,14 @@ class NotebookSession:
             The session is left unchanged.
         """
         fragments, ordinal = self.with_fragment(fragment)
-        return self.load(fragments), ordinal
+        return self.load(fragments, why=f"{fragment.describe(ordinal)} was run again"), ordinal
 
-    def load(self, fragments: list[Fragment] | None = None) -> LoadedGraph:
+    def load(
+        self, fragments: list[Fragment] | None = None, why: str = "the jugfile was reloaded"
+    ) -> LoadedGraph:
         """Assemble ``fragments`` (default: the current ones), write the snapshot, import it.
+
+        Tasks of the previous graph whose hashes the new one lacks are remembered as retired, with ``why``.
 
         Raises
         ------
@@ -87,7 +95,9 @@ class NotebookSession:
         jugfile = assemble(fragments, self.project.source_name)
         snapshot = self.project.snapshot(jugfile.text)
         graph = load_jugfile(jugfile, snapshot, self.jugdir, store=self._reusable_store())
+        previous = self.graph
         self.fragments, self.graph, self._store = fragments, graph, graph.store
+        self._retire(previous, frozenset(t.hash() for t in graph.tasks), why)
         atomic_write(self.pointer_path, f"{snapshot}\n")
         return graph
 
@@ -123,7 +133,27 @@ class NotebookSession:
 
     def reset(self) -> None:
         """Forget every fragment and the loaded graph (``%jug reset``)."""
+        self._retire(self.graph, frozenset(), "`%jug reset` ran")
         self.fragments, self.graph = [], None
+
+    def _retire(self, previous: LoadedGraph | None, current: frozenset[bytes], why: str) -> None:
+        gone = self._hashes - current
+        if gone and previous is not None:
+            holders = _holders(previous, gone)
+            for h in gone:
+                self.retired[h] = (why, holders.get(h))
+        for h in current & self.retired.keys():
+            del self.retired[h]  # defined again (e.g. an edit undone): current once more
+        self._hashes = current
+
+    def outdated(self, task: Any) -> tuple[str, str | None] | None:
+        """Return why ``task`` (a ``jug.Task``) is of an older definition, and the name that held it.
+
+        ``None`` when it is current: a task whose hash the current graph has is current, even if it is
+        another object (same hash, same result).
+        """
+        h = task.hash()
+        return None if h in self._hashes else self.retired.get(h)
 
     def current_jugfile(self) -> Jugfile | None:
         """Return the assembled jugfile of the loaded graph, if any."""
@@ -134,6 +164,19 @@ class NotebookSession:
         # yet; a new store would read FILE without them, and the old one's __del__ would then overwrite FILE).
         # A redis store holds a connection pool worth keeping.
         return self._store if self.jugdir.kind in ("dict_store", "dict_store_file", "redis") else None
+
+
+def _holders(graph: LoadedGraph, hashes: frozenset[bytes]) -> dict[bytes, str]:
+    """Map each of ``hashes`` to the public name of ``graph`` holding it (directly, or in a list/dict)."""
+    from .tasks import base_task, tasks_in
+
+    found: dict[bytes, str] = {}
+    for name, obj in graph.public_names().items():
+        for t in tasks_in(obj):
+            h = base_task(t).hash()
+            if h in hashes:
+                found.setdefault(h, name)
+    return found
 
 
 def _top_level_names(body: str) -> set[str]:

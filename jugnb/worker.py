@@ -16,9 +16,11 @@ loop it reuses unchanged):
   runnable through tasks that nobody alive is running: it keeps waiting while such a task is locked by a
   live process on this host (or by any process on another host or in redis, which cannot be checked, for
   at most ``--idle-timeout`` seconds without any change in the store).
-- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only), or the kernel's death (its parent pid
-  changes; not with ``--detach``), makes the worker finish its current task and exit 0. ``SIGTERM`` exits
-  at once through ``SystemExit``, so jug's own ``finally`` releases the lock of the interrupted task.
+- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only) makes the worker finish its current task and
+  exit 0. ``SIGTERM`` exits at once through ``SystemExit``, so jug's own ``finally`` releases the lock of
+  the interrupted task. When the kernel shuts down, restarts (``SIGUSR2`` from the pool) or dies (its
+  parent pid changes), a worker that is not detached stops within ``--shutdown-timeout`` seconds
+  (:mod:`jugnb.workerstop`).
 - **New code.** Before and after every task the worker checks the pointer file
   ``<state_dir>/<module>.current``; when it names another snapshot the worker ``exec``\\ s itself afresh
   (same pid, fresh interpreter), so no task ever runs on a mix of old and new code, nor on helper modules
@@ -32,8 +34,8 @@ import argparse
 import logging
 import os
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,8 @@ from .workerenv import (
     read_pointer,
     stat_key,
     store_lost_errors,
-    watch_parent,
 )
+from .workerstop import StopClock, release_own_locks
 
 log = logging.getLogger("jugnb.worker")
 
@@ -360,24 +362,38 @@ def main(argv: list[str] | None = None) -> int:
     """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
     control = Control()
     install_signals(control)
+    clock = StopClock(control)
+    clock.install()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
+    made: list[Worker] = []
+    if args.parent_pid is not None:  # not detached: bounded stop once the kernel goes (jugnb.workerstop)
+        if os.getppid() != args.parent_pid:
+            clock.start("the kernel is gone")
+        clock.watch(args.parent_pid, args.shutdown_timeout, _lock_releaser(args.jugdir, made))
     try:
-        worker = Worker(args, control)
+        made.append(Worker(args, control))
     except FileNotFoundError as err:
         log.error("no jugfile to run: %s (run a %%%%jugfile cell first)", err)
         return 2
     except JugnbError as err:
         log.error("%s", err)
         return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
-    if args.parent_pid is not None:
-        if os.getppid() != args.parent_pid:
-            control.request_drain("the kernel is gone")
-        threading.Thread(
-            target=watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
-        ).start()
-    return worker.run()
+    return made[0].run()
+
+
+def _lock_releaser(jugdir: str, made: list[Worker]) -> Callable[[], None]:
+    """Return what releases this worker's locks when it must kill itself (see :mod:`jugnb.workerstop`)."""
+    import psutil
+
+    started = psutil.Process().create_time()
+
+    def running_hash() -> str | None:
+        state = made[0].heartbeat.state if made else {}
+        return str(state["hash"]) if state.get("state") == "running" and state.get("hash") else None
+
+    return lambda: release_own_locks(jugdir, running_hash, started)
 
 
 if __name__ == "__main__":

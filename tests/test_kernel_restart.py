@@ -1,0 +1,151 @@
+"""Kernel restart and shutdown under Jupyter's own timing (jupyter_client's KernelManager, as Jupyter Server
+calls it): interrupt, ``shutdown_request``, SIGTERM after half of ``shutdown_wait_time``, SIGKILL at its end.
+
+The class: however the kernel ends (a restart, a shutdown, a kill mid-shutdown), no worker it started without
+``--detach`` runs longer than ``WorkerPool.shutdown_timeout`` after, and no lock of theirs is left. A new
+kernel tells such leftovers from detached workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import process_exists
+from kernelutil import Kernel
+
+from jugnb.workers import WorkerPool
+
+pytestmark = pytest.mark.kernel
+
+# Tasks far longer than any shutdown timeout: the workers are always mid-task when the kernel goes.
+SLOW = """\
+%%jugfile --name slow
+import time
+from jug import TaskGenerator
+
+@TaskGenerator
+def nap(i):
+    time.sleep(120)
+    return i
+
+naps = [nap(i) for i in range(4)]
+"""
+PIDS = (
+    "import json; pool = get_ipython().magics_manager.registry['JugMagics']._pool\n"
+    "print(json.dumps([w.pid for w in pool.workers()]))"
+)
+# Measuring slack: the test polls every 50 ms and process exit is not instantaneous.
+SLACK = 0.5
+
+
+@pytest.fixture
+def kernel(project: Path, jug_env: dict[str, str]) -> Iterator[Kernel]:
+    started = Kernel(project, notebook="work.ipynb")
+    yield started
+    if started.manager.is_alive():
+        started.run("%jug stop --now", timeout=60)
+    started.shutdown()
+
+
+def start_running(kernel: Kernel, project: Path, config: str = "") -> list[int]:
+    """Start 2 workers on SLOW and wait until both run a task (each holds a lock)."""
+    kernel.run(f"%load_ext jugnb\n{config}").ok()
+    kernel.run(SLOW).ok()
+    kernel.run("%jug execute -j 2 --quiet").ok()
+    pids: list[int] = json.loads(kernel.run(PIDS).ok().stdout)
+    deadline = time.monotonic() + 60
+    while len(locks(project)) < 2:
+        assert time.monotonic() < deadline, "the workers never started their tasks"
+        time.sleep(0.05)
+    return pids
+
+
+def locks(project: Path) -> list[Path]:
+    return sorted((project / "work.jugdata" / "locks").glob("*.lock"))
+
+
+def seconds_until_gone(pids: list[int], limit: float) -> float:
+    """Seconds until every pid has exited, polled every 50 ms; fails past ``limit``."""
+    began = time.monotonic()
+    while any(process_exists(p) for p in pids):
+        elapsed = time.monotonic() - began
+        assert elapsed < limit, (
+            f"workers {[p for p in pids if process_exists(p)]} still run after {elapsed:.1f} s"
+        )
+        time.sleep(0.05)
+    return time.monotonic() - began
+
+
+def test_default_shutdown_timeout_is_short() -> None:
+    assert WorkerPool.shutdown_timeout.default_value <= 10
+
+
+def test_restart_ends_workers_within_shutdown_timeout(kernel: Kernel, project: Path) -> None:
+    pids = start_running(kernel, project)
+    began = time.monotonic()
+    kernel.manager.restart_kernel(now=False)  # what Jupyter Server's restart does
+    limit = WorkerPool.shutdown_timeout.default_value + SLACK - (time.monotonic() - began)
+    seconds_until_gone(pids, limit)
+    assert locks(project) == [], "a stopped worker's lock was left behind"
+    kernel.client.wait_for_ready(timeout=60)
+    # The new kernel sees no workers and can start again at once.
+    kernel.run("%load_ext jugnb").ok()
+    kernel.run(SLOW).ok()
+    assert "No workers" in kernel.run("%jug workers").ok().text
+
+
+def test_shutdown_ends_workers_within_a_configured_timeout(kernel: Kernel, project: Path) -> None:
+    pids = start_running(kernel, project, "%config WorkerPool.shutdown_timeout = 3")
+    began = time.monotonic()
+    kernel.client.stop_channels()
+    kernel.manager.shutdown_kernel(now=False)
+    seconds_until_gone(pids, 3 + SLACK - (time.monotonic() - began))
+    assert locks(project) == []
+
+
+def test_kernel_killed_mid_shutdown_still_bounds_its_workers(kernel: Kernel, project: Path) -> None:
+    # Jupyter's last resort: the kernel is killed before it could stop anything.
+    pids = start_running(kernel, project, "%config WorkerPool.shutdown_timeout = 4")
+    os.kill(kernel.manager.provisioner.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    seconds_until_gone(pids, 4 + SLACK)
+    assert locks(project) == []
+
+
+def test_a_task_that_finishes_in_time_is_kept(kernel: Kernel, project: Path) -> None:
+    quick = SLOW.replace("time.sleep(120)", "time.sleep(1.5)").replace("range(4)", "range(2)")
+    kernel.run("%load_ext jugnb\n%config WorkerPool.shutdown_timeout = 8").ok()
+    kernel.run(quick).ok()
+    kernel.run("%jug execute -j 2 --quiet").ok()
+    pids: list[int] = json.loads(kernel.run(PIDS).ok().stdout)
+    deadline = time.monotonic() + 60
+    while len(locks(project)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    kernel.manager.restart_kernel(now=False)
+    seconds_until_gone(pids, 8 + SLACK)
+    kernel.client.wait_for_ready(timeout=60)
+    kernel.run("%load_ext jugnb").ok()
+    kernel.run(quick).ok()
+    assert kernel.run("value(naps)").ok().data[0]["text/plain"] == "[0, 1]"
+
+
+def test_new_kernel_stops_leftovers_and_says_so(kernel: Kernel, project: Path) -> None:
+    # A long timeout: the workers of the old kernel are still finishing when the new one looks.
+    pids = start_running(kernel, project, "%config WorkerPool.shutdown_timeout = 60")
+    old_kernel = kernel.manager.provisioner.process.pid  # type: ignore[union-attr]
+    kernel.manager.restart_kernel(now=True)  # killed at once: nothing stopped the workers
+    kernel.client.wait_for_ready(timeout=60)
+    assert all(process_exists(p) for p in pids)
+    kernel.run("%load_ext jugnb").ok()
+    kernel.run(SLOW).ok()
+    out = kernel.run("%jug workers").ok().text
+    assert f"of a previous kernel (pid {old_kernel}, gone)" in out and str(pids[0]) in out
+    assert "Re-attached" not in out and "No workers" in out
+    seconds_until_gone(pids, 15)
+    assert locks(project) == []
