@@ -19,7 +19,7 @@ import pytest
 from conftest import process_exists
 from kernelutil import Kernel
 
-from jugnb.workers import WorkerPool
+from jugnb.workers.pool import WorkerPool
 
 pytestmark = pytest.mark.kernel
 

@@ -8,6 +8,7 @@ construct that takes a function or a task is tried with each wrong kind.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,3 +111,23 @@ def test_value_of_a_tasklet_on_a_non_task_names_the_mistake(ip: InteractiveShell
     result, shown = run(ip, "invalidate(42)", "i")
     assert isinstance(result.error_in_exec, UsageError), shown
     assert "int 42" in str(result.error_in_exec)
+
+
+def test_cli_names_the_cell_of_a_misuse(
+    make_notebook: Callable[..., Path],
+    project: Path,
+    jug_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # `jugnb execute` imports the jugfile itself: the same check, by cell and line, before any task runs.
+    from jugnb.cli import main
+
+    monkeypatch.chdir(project)
+    body = HEAD.replace("%%jugfile --name defs\n", "%%jugfile\n")
+    make_notebook([body, "%%jugfile\nbad = mapreduce.map(first, [1, 2])"], name="misused.ipynb")
+    assert main(["execute", "misused.ipynb"]) != 0
+    err = capfd.readouterr().err
+    assert "cell 2 (%%jugfile cell 2, id cell-2), line 2" in err and "(its mapper)" in err, err
+    assert "Traceback" not in err
+    assert not (project / "misused.jugdata").exists() or not any((project / "misused.jugdata").rglob("*"))

@@ -16,12 +16,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import SVG, display
 
-from .. import tasks as task_ops
-from ..loader import LoadedGraph
-from ..records import RecordLog, TaskRecord
-from ..render import status_html, status_text
-from ..status import StatusReader, StatusSnapshot
-from ..store import redact
+from ..backends.spec import redact
+from ..session import tasks as task_ops
+from ..session.loader import LoadedGraph
+from ..status.reader import StatusReader, StatusSnapshot
+from ..status.render import status_html, status_text
+from ..workers.records import RecordLog, TaskRecord
 from .views import Rendered, preformatted
 
 _COMMANDS: dict[str, Command] = {}
@@ -184,7 +184,7 @@ class StatusCommand(Command):
 def _unloadable(magics: Any, graph: LoadedGraph, verify: bool) -> list[Any]:
     """Results that exist but cannot be loaded: found before, named by workers, or (verify) any."""
     from ..errors import StoreError
-    from ..unloadable import known_unloadable
+    from ..session.unloadable import known_unloadable
 
     try:
         messages = [r.exc_message or "" for r in latest_records(magics, graph).values() if r.failed]
@@ -274,7 +274,7 @@ class InvalidateCommand(Command):
 
 
 def _task_by_hash(graph: LoadedGraph, prefix: str) -> Any:
-    from ..inkernel import find_task
+    from ..session.inkernel import find_task
 
     if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix.lower()):
         raise UsageError(f"--hash {prefix!r}: give at least 6 hex digits of the task's hash.")

@@ -1,0 +1,176 @@
+"""Catch misused jug constructs while the kernel imports a jugfile, where the misuse is written.
+
+jug accepts some constructs at import and fails only later, in a worker or in ``value()``, with a raw
+``TypeError`` or ``AttributeError`` far from the line at fault: a ``Tasklet`` whose function is not callable
+or whose base is not a task, a task (or a ``TaskGenerator``) given where a function is expected, a task as
+the mapper or reducer of ``jug.mapreduce``. While :func:`jugnb.session.loader.load_jugfile` imports a
+snapshot, :func:`construct_checks` makes ``Task`` and ``Tasklet`` check their arguments as they are built,
+so the import fails at the offending line with :class:`ConstructError`, which the loader maps back to the
+cell and line.
+
+Only the kernel's import checks (a cell is refused before any worker sees it); workers and plain ``jug``
+import the jugfile unchanged. Checking costs one ``isinstance`` and one ``callable`` per task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import JugnbError
+
+_NOT_A_FUNCTION = "{where} was given {what} where a function is expected. {fix}"
+_FIX_TASK = (
+    "A task stands for its result, which is not callable: pass the function itself (e.g. `Task(f, x)`, "
+    "`mapreduce.map(f, xs)`), and the task as an argument if its result is the input."
+)
+_FIX_GENERATOR = (
+    "`{name}` is a TaskGenerator: call it (`{name}(x)` makes the task), or pass the plain function "
+    "(`{name}.f`)."
+)
+_FIX_TASKLET_GENERATOR = (
+    "A Tasklet's function runs each time its value is loaded and is never stored, so a TaskGenerator there "
+    "would make a new task on every load: pass a plain function (`{name}.f`), or make a task with "
+    "`{name}(t)`."
+)
+_FIX_OTHER = "Pass a function (defined with `def`, or a callable object)."
+_NOT_A_TASK = (
+    "Tasklet(base, f) was given {what} as its base, where a task is expected: a Tasklet applies `f` to the "
+    "result of a task (e.g. `Tasklet(t, f)`, or `t[0]`). {fix}"
+)
+_FIX_SWAPPED = "The arguments look swapped: the task comes first, then the function."
+_FIX_BASE = "For a plain value, call `f(value)` directly, or make it a task with `Task(f, value)`."
+
+
+class ConstructError(JugnbError):
+    """A jug construct built with arguments that can only fail later (raised while the jugfile is imported).
+
+    Not a ``TypeError``: jug's command line takes any ``TypeError`` for bad options and prints its usage.
+    """
+
+
+def describe(obj: Any) -> str:
+    """Name ``obj`` for a message: which task, TaskGenerator or value it is."""
+    from jug.task import Task, TaskGenerator, Tasklet
+
+    if isinstance(obj, Task):
+        return f"the task {obj.name} (a Task object)"
+    if isinstance(obj, Tasklet):
+        return "a Tasklet (a task's result, not a function)"
+    if isinstance(obj, TaskGenerator):
+        return f"the TaskGenerator {_generator_name(obj)}"
+    text = repr(obj)
+    return f"{type(obj).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _generator_name(generator: Any) -> str:
+    return str(getattr(generator.f, "__name__", "f"))
+
+
+def check_function(obj: Any, where: str, *, in_tasklet: bool = False) -> None:
+    """Raise :class:`ConstructError` unless ``obj`` can be the function of ``where``.
+
+    Parameters
+    ----------
+    obj : object
+        What was given as the function.
+    where : str
+        The construct, e.g. ``"Task(f, ...)"``, for the message.
+    in_tasklet : bool
+        ``obj`` is a Tasklet's function (a TaskGenerator there is a mistake too).
+
+    Raises
+    ------
+    ConstructError
+        If ``obj`` is a task, a Tasklet, not callable, or (``in_tasklet``) a TaskGenerator.
+    """
+    from jug.task import TaskGenerator, TaskletMixin
+
+    if isinstance(obj, TaskletMixin):
+        fix = _FIX_TASK
+    elif isinstance(obj, TaskGenerator) and not in_tasklet:
+        return  # jug's mapreduce unwraps TaskGenerators; Task() itself is checked before this
+    elif isinstance(obj, TaskGenerator):
+        fix = _FIX_TASKLET_GENERATOR.format(name=_generator_name(obj))
+    elif not callable(obj):
+        fix = _FIX_OTHER
+    else:
+        return
+    raise ConstructError(_NOT_A_FUNCTION.format(where=where, what=describe(obj), fix=fix))
+
+
+def check_task(f: Any, args: tuple[Any, ...]) -> None:
+    """Check the arguments of ``Task(f, *args)`` (and those jug.mapreduce passes on).
+
+    Raises
+    ------
+    ConstructError
+        If ``f`` (or a mapper or reducer of ``jug.mapreduce``) is not a function.
+    """
+    from jug.task import TaskGenerator
+
+    while isinstance(f, functools.partial):
+        args = f.args + args
+        f = f.func
+    if isinstance(f, TaskGenerator):
+        fix = _FIX_GENERATOR.format(name=_generator_name(f))
+        raise ConstructError(_NOT_A_FUNCTION.format(where="Task(f, ...)", what=describe(f), fix=fix))
+    check_function(f, "Task(f, ...)")
+    for position, role in _mapreduce_roles().get(f, ()):
+        if position < len(args) and args[position] is not None:
+            check_function(args[position], f"jug.mapreduce (its {role})")
+
+
+def check_tasklet(base: Any, f: Any) -> None:
+    """Check the arguments of ``Tasklet(base, f)``.
+
+    Raises
+    ------
+    ConstructError
+        If ``base`` is not a task or Tasklet, or ``f`` is not a plain function.
+    """
+    from jug.task import TaskletMixin
+
+    if not isinstance(base, TaskletMixin):
+        fix = _FIX_SWAPPED if isinstance(f, TaskletMixin) else _FIX_BASE
+        raise ConstructError(_NOT_A_TASK.format(what=describe(base), fix=fix))
+    check_function(f, "Tasklet(base, f)", in_tasklet=True)
+
+
+@functools.cache
+def _mapreduce_roles() -> dict[Any, tuple[tuple[int, str], ...]]:
+    """jug.mapreduce's task functions -> (argument position, role) of the functions they will call."""
+    from jug import mapreduce
+
+    return {
+        mapreduce._jug_map: ((0, "mapper"),),
+        mapreduce._jug_map_curry: ((0, "mapper"),),
+        mapreduce._jug_reduce: ((0, "reducer"),),
+        mapreduce._jug_map_reduce: ((0, "reducer"), (1, "mapper")),
+    }
+
+
+@contextlib.contextmanager
+def construct_checks() -> Iterator[None]:
+    """Make ``Task`` and ``Tasklet`` check their arguments while the block runs (the kernel's import)."""
+    from jug.task import Task, Tasklet
+
+    task_init, tasklet_init = Task.__init__, Tasklet.__init__
+
+    def checked_task_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        check_task(f, args)
+        task_init(self, f, *args, **kwargs)
+
+    def checked_tasklet_init(self: Any, base: Any, f: Any) -> None:
+        check_tasklet(base, f)
+        tasklet_init(self, base, f)
+
+    Task.__init__ = checked_task_init
+    Tasklet.__init__ = checked_tasklet_init
+    try:
+        yield
+    finally:
+        Task.__init__ = task_init
+        Tasklet.__init__ = tasklet_init
