@@ -162,3 +162,20 @@ def test_zlib_is_what_jug_writes() -> None:
 
     assert zlib.decompress(encode([1, 2]))[:1] == b"P"
     pytest.importorskip("jug")
+
+
+def test_a_worker_that_cannot_load_a_dependency_points_at_it(
+    notebook_shell: Callable[[str], InteractiveShell], project: Path, jug_env: dict[str, str]
+) -> None:
+    # The damaged result is found by a worker (running `fine`, which needs `short`): status names `short`.
+    ip = notebook_shell("jugfile")
+    assert run(ip, CELL.format(cls="Point"), "defs")[0].success
+    assert run(ip, "%jug execute --here --name numbers")[0].success
+    corrupt_file_store(project / "jugfile.jugdata", ip)
+    assert run(ip, "%jug execute -j 1 --quiet")[0].success
+    waited = run(ip, "%jug wait --timeout 60")[1]
+    assert "Failed to load result for task 'jugfile.numbers'" in waited, waited
+    shown = run(ip, "%jug status")[1]
+    h = hex_of(ip, "short")
+    assert f"The result of task jugfile.numbers (hash {h}) cannot be loaded" in shown, shown
+    assert f"%jug invalidate --hash {h[:12]}" in shown
