@@ -65,7 +65,7 @@ def test_edited_cell_makes_old_tasks_outdated(ip: InteractiveShell, expression: 
     message = value_error(ip, expression)
     assert "older definition" in message and "jugfile.scale" in message
     assert "%%jugfile cell 2 (--name uses, id u) was run again" in message, message
-    assert "`value(results)`" in message
+    assert "`value(results)`" in message and "It was in `results`" in message
     assert value_of(ip, "results") == [0, 10, 20]  # what to use instead works
 
 
@@ -95,3 +95,13 @@ def test_task_name_gone_says_what_exists(ip: InteractiveShell) -> None:
     assert ip.run_cell(renamed, cell_id="d").success
     message = value_error(ip, "old")
     assert "no task named jugfile.scale" in message and "get_tasks()" in message
+
+
+def test_invalidate_of_an_outdated_task_is_refused_too(ip: InteractiveShell) -> None:
+    assert ip.run_cell(USES.format(factor=10), cell_id="u").success
+    with capture_output() as out:
+        result = ip.run_cell("invalidate(old_first)")
+    assert isinstance(result.error_in_exec, UsageError), out.stdout
+    assert str(result.error_in_exec).startswith("invalidate() was given a task of an older definition")
+    assert ip.run_cell("%jug execute --here").success
+    assert value_of(ip, "results") == [0, 10, 20]

@@ -32,6 +32,7 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
         graph = magics.graph
         try:
             task = task_ops.require_task(t)
+            outdated_check(magics.session, graph, t, "invalidate")
         except JugnbError as err:
             raise UsageError(str(err)) from err
         removal = task_ops.invalidate(graph.store, graph.tasks, [task])
@@ -72,13 +73,13 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
 
 
 _OUTDATED = (
-    "value() was given a task of an older definition of the jugfile: {name} (hash {short}) was defined "
+    "{function}() was given a task of an older definition of the jugfile: {name} (hash {short}) was defined "
     "before {why}, and the current jugfile has no task with that hash (its code, arguments or inputs "
     "changed). Its stored result, if any, is the old one. {instead}"
 )
 
 
-def outdated_check(session: Any, graph: Any, t: Any) -> None:
+def outdated_check(session: Any, graph: Any, t: Any, function: str = "value") -> None:
     """Refuse tasks in ``t`` that an older definition of the jugfile made, saying what to use instead.
 
     Raises
@@ -93,16 +94,17 @@ def outdated_check(session: Any, graph: Any, t: Any) -> None:
         outdated = session.outdated(task) if isinstance(task, Task) else None
         if outdated is not None:
             why, held_by = outdated
-            short = task.hash().decode()[:12]
             instead = _instead(graph, task.name, held_by)
-            raise JugnbError(_OUTDATED.format(name=task.name, short=short, why=why, instead=instead))
+            short = task.hash().decode()[:12]
+            fields = {"function": function, "name": task.name, "short": short, "why": why, "instead": instead}
+            raise JugnbError(_OUTDATED.format(**fields))
 
 
 def _instead(graph: Any, task_name: str, held_by: str | None) -> str:
     """Say which current name to use: the one that held the task, else those holding tasks of its name."""
     names = graph.public_names()
     if held_by is not None and _holds_tasks(names.get(held_by)):
-        return f"It was in `{held_by}`: use the current definition, `value({held_by})`."
+        return f"It was in `{held_by}`: use the current definition, e.g. `value({held_by})`."
     holders = [
         name
         for name, obj in names.items()

@@ -220,12 +220,14 @@ def known_unloadable(
     list of UnloadableResult
         One per result, in the order of ``tasks``.
     """
-    by_hash = {t.hash().decode("ascii"): t for t in tasks}
     with _known_lock:
         suspects = set(_known.get(jugdir.spec, {}))
     for message in failure_messages:
         for found in _JUG_LOAD_FAILED.finditer(message or ""):
             suspects.add(found["hash"])
+    if not suspects and not verify:
+        return []  # the usual case: no pass over the graph
+    by_hash = {t.hash().decode("ascii"): t for t in tasks}
     failures = []
     for h in [h for h in by_hash if verify or h in suspects]:
         task = by_hash[h]
