@@ -53,20 +53,26 @@ def kernel(project: Path, jug_env: dict[str, str]) -> Iterator[Kernel]:
     started.shutdown()
 
 
-def start_running(kernel: Kernel, project: Path, config: str = "") -> list[int]:
+def start_running(kernel: Kernel, project: Path, config: str = "", redis_url: str | None = None) -> list[int]:
     """Start 2 workers on SLOW and wait until both run a task (each holds a lock)."""
     kernel.run(f"%load_ext jugnb\n{config}").ok()
     kernel.run(SLOW).ok()
     kernel.run("%jug execute -j 2 --quiet").ok()
     pids: list[int] = json.loads(kernel.run(PIDS).ok().stdout)
     deadline = time.monotonic() + 60
-    while len(locks(project)) < 2:
+    while len(locks(project, redis_url)) < 2:
         assert time.monotonic() < deadline, "the workers never started their tasks"
         time.sleep(0.05)
     return pids
 
 
-def locks(project: Path) -> list[Path]:
+def locks(project: Path, redis_url: str | None = None) -> list[object]:
+    """The task locks held: lock files of the project's file store, or ``lock:*`` keys in redis."""
+    if redis_url is not None:
+        import redis
+
+        with redis.Redis.from_url(redis_url) as client:
+            return sorted(client.keys("lock:*"))
     return sorted((project / "work.jugdata" / "locks").glob("*.lock"))
 
 
@@ -133,6 +139,40 @@ def test_a_task_that_finishes_in_time_is_kept(kernel: Kernel, project: Path) -> 
     kernel.run("%load_ext jugnb").ok()
     kernel.run(quick).ok()
     assert kernel.run("value(naps)").ok().data[0]["text/plain"] == "[0, 1]"
+
+
+STUCK = SLOW.replace(
+    "    time.sleep(120)",
+    "    import signal\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as code stuck in C would\n"
+    "    time.sleep(120)",
+)
+
+
+def test_a_worker_deaf_to_sigterm_is_killed_in_time_and_frees_its_lock(kernel: Kernel, project: Path) -> None:
+    # The kernel is killed (no help from it) and the task ignores SIGTERM: the worker's own clock must
+    # release its lock and kill it before the deadline.
+    kernel.run("%load_ext jugnb\n%config WorkerPool.shutdown_timeout = 4").ok()
+    kernel.run(STUCK).ok()
+    kernel.run("%jug execute -j 2 --quiet").ok()
+    pids: list[int] = json.loads(kernel.run(PIDS).ok().stdout)
+    deadline = time.monotonic() + 60
+    while len(locks(project)) < 2:
+        assert time.monotonic() < deadline, "the workers never started their tasks"
+        time.sleep(0.05)
+    os.kill(kernel.manager.provisioner.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    seconds_until_gone(pids, 4 + SLACK)
+    assert locks(project) == []
+
+
+def test_redis_locks_are_released_on_restart(kernel: Kernel, project: Path, redis_db: str) -> None:
+    import redis
+
+    pids = start_running(kernel, project, f"%config JugMagics.jugdir = {redis_db!r}", redis_url=redis_db)
+    began = time.monotonic()
+    kernel.manager.restart_kernel(now=False)
+    seconds_until_gone(pids, WorkerPool.shutdown_timeout.default_value + SLACK - (time.monotonic() - began))
+    with redis.Redis.from_url(redis_db) as client:
+        assert client.keys("lock:*") == []
 
 
 def test_new_kernel_stops_leftovers_and_says_so(kernel: Kernel, project: Path) -> None:
