@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import process_exists
+from conftest import BIN, process_exists
 from kernelutil import Kernel
 
 from jugnb.workers.pool import WorkerPool
@@ -182,6 +183,10 @@ def test_new_kernel_stops_leftovers_and_says_so(kernel: Kernel, project: Path) -
     kernel.manager.restart_kernel(now=True)  # killed at once: nothing stopped the workers
     kernel.client.wait_for_ready(timeout=60)
     assert all(process_exists(p) for p in pids)
+    shown = subprocess.run(
+        [str(BIN / "jugnb"), "workers", "work.ipynb"], cwd=project, capture_output=True, text=True, timeout=60
+    ).stdout
+    assert f"The kernel that started them (pid {old_kernel}) is gone" in shown and str(pids[0]) in shown
     kernel.run("%load_ext jugnb").ok()
     kernel.run(SLOW).ok()
     out = kernel.run("%jug workers").ok().text
