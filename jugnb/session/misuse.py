@@ -3,13 +3,14 @@
 jug accepts some constructs at import and fails only later, in a worker or in ``value()``, with a raw
 ``TypeError`` or ``AttributeError`` far from the line at fault: a ``Tasklet`` whose function is not callable
 or whose base is not a task, a task (or a ``TaskGenerator``) given where a function is expected, a task as
-the mapper or reducer of ``jug.mapreduce``. While :func:`jugnb.session.loader.load_jugfile` imports a
-snapshot, :func:`construct_checks` makes ``Task`` and ``Tasklet`` check their arguments as they are built,
-so the import fails at the offending line with :class:`ConstructError`, which the loader maps back to the
-cell and line.
+the mapper, reducer or list of ``jug.mapreduce``. While :func:`jugnb.session.loader.load_jugfile` imports a
+snapshot, :func:`construct_checks` makes ``Task``, ``Tasklet`` and ``jug.mapreduce`` check their arguments
+as they are called, so the import fails at the offending line with :class:`ConstructError`, which the
+loader maps back to the cell and line.
 
-Only the kernel's import checks (a cell is refused before any worker sees it); workers and plain ``jug``
-import the jugfile unchanged. Checking costs one ``isinstance`` and one ``callable`` per task.
+The kernel's import and ``jugnb``'s command line check (a cell is refused before any worker sees it);
+workers and plain ``jug`` import the jugfile unchanged. Checking costs one ``isinstance`` and one
+``callable`` per task.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ _NOT_A_TASK = (
     "Tasklet(base, f) was given {what} as its base, where a task is expected: a Tasklet applies `f` to the "
     "result of a task (e.g. `Tasklet(t, f)`, or `t[0]`). {fix}"
 )
+_NOT_A_LIST = (
+    "jug.mapreduce.{function} was given {what} as its {role}, where a list is expected: jug splits the list "
+    "into blocks of tasks while the jugfile is imported, before any task has run. {fix}"
+)
+_FIX_LIST_TASK = (
+    "Pass a list (its items may be tasks: `[f(x) for x in xs]`); for a task whose result is the list, "
+    "use `bvalue(t)` (the import stops there until it is computed), or one Task over the whole list."
+)
+_FIX_LIST_OTHER = "Pass a list or tuple of inputs."
+#: Public jug.mapreduce functions -> (position, keyword) of their list argument.
+_LIST_ARGUMENTS = {"map": (1, "sequence"), "currymap": (1, "sequence"), "mapreduce": (2, "inputs"),
+                   "reduce": (1, "inputs")}  # fmt: skip
 _FIX_SWAPPED = "The arguments look swapped: the task comes first, then the function."
 _FIX_BASE = "For a plain value, call `f(value)` directly, or make it a task with `Task(f, value)`."
 
@@ -139,6 +152,39 @@ def check_tasklet(base: Any, f: Any) -> None:
     check_function(f, "Tasklet(base, f)", in_tasklet=True)
 
 
+def check_list(obj: Any, function: str, role: str) -> None:
+    """Raise :class:`ConstructError` unless ``obj`` can be the list that ``jug.mapreduce.<function>`` splits.
+
+    Raises
+    ------
+    ConstructError
+        If ``obj`` is a task or has no length and indexing.
+    """
+    from jug.task import TaskletMixin
+
+    if isinstance(obj, TaskletMixin):
+        fix = _FIX_LIST_TASK
+    elif not (hasattr(obj, "__len__") and hasattr(obj, "__getitem__")):
+        fix = _FIX_LIST_OTHER
+    else:
+        return
+    raise ConstructError(_NOT_A_LIST.format(function=function, what=describe(obj), role=role, fix=fix))
+
+
+def _checked_mapreduce(name: str, original: Any) -> Any:
+    position, keyword = _LIST_ARGUMENTS[name]
+
+    @functools.wraps(original)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > position:
+            check_list(args[position], name, keyword)
+        elif keyword in kwargs:
+            check_list(kwargs[keyword], name, keyword)
+        return original(*args, **kwargs)
+
+    return checked
+
+
 @functools.cache
 def _mapreduce_roles() -> dict[Any, tuple[tuple[int, str], ...]]:
     """jug.mapreduce's task functions -> (argument position, role) of the functions they will call."""
@@ -154,10 +200,12 @@ def _mapreduce_roles() -> dict[Any, tuple[tuple[int, str], ...]]:
 
 @contextlib.contextmanager
 def construct_checks() -> Iterator[None]:
-    """Make ``Task`` and ``Tasklet`` check their arguments while the block runs (the kernel's import)."""
+    """Make ``Task``, ``Tasklet`` and ``jug.mapreduce`` check their arguments while the block runs."""
+    from jug import mapreduce
     from jug.task import Task, Tasklet
 
     task_init, tasklet_init = Task.__init__, Tasklet.__init__
+    originals = {name: getattr(mapreduce, name) for name in _LIST_ARGUMENTS}
 
     def checked_task_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
         check_task(f, args)
@@ -169,8 +217,12 @@ def construct_checks() -> Iterator[None]:
 
     Task.__init__ = checked_task_init
     Tasklet.__init__ = checked_tasklet_init
+    for name, original in originals.items():
+        setattr(mapreduce, name, _checked_mapreduce(name, original))
     try:
         yield
     finally:
         Task.__init__ = task_init
         Tasklet.__init__ = tasklet_init
+        for name, original in originals.items():
+            setattr(mapreduce, name, original)
