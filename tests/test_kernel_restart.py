@@ -194,3 +194,103 @@ def test_new_kernel_stops_leftovers_and_says_so(kernel: Kernel, project: Path) -
     assert "Re-attached" not in out and "No workers" in out
     seconds_until_gone(pids, 15)
     assert locks(project) == []
+
+
+# A "kernel" that is a plain Python process (terminal IPython, a script): its exit runs WorkerPool's atexit.
+PLAIN_KERNEL = """
+import json, sys, time
+from pathlib import Path
+from jugnb.workers.pool import WorkerPool
+pool = WorkerPool(Path(sys.argv[4]), "plain", shutdown_timeout=float(sys.argv[3]))
+pool.start(int(sys.argv[6]), jugdir=sys.argv[2], cwd=Path(sys.argv[1]))
+print(json.dumps([w.pid for w in pool.workers()]), flush=True)
+jugdir = Path(sys.argv[2])
+while len(list((jugdir / "locks").glob("*.lock"))) < int(sys.argv[5]):
+    time.sleep(0.05)
+print("exiting", flush=True)
+"""
+PLAIN_JUGFILE = """
+import time
+from jug import TaskGenerator
+
+@TaskGenerator
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+naps = [nap(0.5), nap(120)]
+"""
+
+
+def test_a_plain_process_exit_bounds_its_workers_and_keeps_a_task_done_in_time(
+    project: Path, jug_env: dict[str, str]
+) -> None:
+    import sys
+
+    from jugnb.notebook.jugfile import atomic_write
+    from jugnb.notebook.project import Project
+
+    state = Project(project, "plain", "plain.ipynb")
+    atomic_write(state.state_dir / "plain.current", f"{state.snapshot(PLAIN_JUGFILE)}\n")
+    jugdir = project / "plain.jugdata"
+    command = [
+        sys.executable,
+        "-c",
+        PLAIN_KERNEL,
+        str(project),
+        str(jugdir),
+        "3",
+        str(state.state_dir),
+        "2",
+        "2",
+    ]
+    kernel = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, text=True)
+    assert kernel.stdout is not None
+    with kernel.stdout:
+        pids = json.loads(kernel.stdout.readline())
+        assert kernel.stdout.readline().strip() == "exiting"
+    began = time.monotonic()
+    kernel.wait(10)
+    seconds_until_gone(pids, 3 + SLACK - (time.monotonic() - began))
+    assert time.monotonic() - began < 3 + SLACK, "the process exit waited longer than shutdown_timeout"
+    assert not list((jugdir / "locks").glob("*.lock"))
+    from jug.backends.file_store import file_store
+
+    store = file_store(str(jugdir))
+    results = [p for p in jugdir.glob("??/*")]
+    assert len(results) == 1 and store.load(results[0].parent.name + results[0].name) == 0.5
+
+
+def test_a_terminated_worker_leaves_no_lock_under_its_pid(project: Path, jug_env: dict[str, str]) -> None:
+    # SIGTERM can land inside jug's `t.lock()` after the lock file exists but before jug notes it (its
+    # `finally` then leaves it). Stand for that with a lock naming the worker, written behind jug's back;
+    # the kernel is killed, so no pool is left to clean up after the worker: it must do it itself.
+    import socket
+    import sys
+
+    from jugnb.notebook.jugfile import atomic_write
+    from jugnb.notebook.project import Project
+
+    state = Project(project, "plain", "plain.ipynb")
+    long_only = PLAIN_JUGFILE.replace("[nap(0.5), nap(120)]", "[nap(120)]")
+    atomic_write(state.state_dir / "plain.current", f"{state.snapshot(long_only)}\n")
+    jugdir = project / "plain.jugdata"
+    staying = PLAIN_KERNEL.replace(
+        'print("exiting", flush=True)', 'print("running", flush=True)\ntime.sleep(120)'
+    )
+    command = [sys.executable, "-c", staying, str(project), str(jugdir), "3", str(state.state_dir), "1", "1"]
+    kernel = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, text=True)
+    try:
+        assert kernel.stdout is not None
+        with kernel.stdout:
+            (pid,) = json.loads(kernel.stdout.readline())  # one worker: it runs the task
+            kernel.stdout.readline()
+        stray = jugdir / "locks" / f"{'ab' * 20}.lock"
+        stray.write_text(f"PID {pid} on HOSTNAME {socket.gethostname()}\n")
+        kernel.kill()
+        kernel.wait(10)
+        seconds_until_gone([pid], 3 + SLACK)
+        assert not list((jugdir / "locks").glob("*.lock"))
+    finally:
+        kernel.kill()
+        kernel.wait(10)

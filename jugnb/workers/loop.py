@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,7 @@ CONFIRM_TICKS = 3
 _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
+EXIT_TERMINATED = 128 + signal.SIGTERM  # the SystemExit that jugnb.workers.env.install_signals raises
 
 
 class Stop(BaseException):
@@ -369,10 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
     made: list[Worker] = []
+    release = _lock_releaser(args.jugdir, made)
     if args.parent_pid is not None:  # not detached: bounded stop once the kernel goes (jugnb.workers.stop)
         if os.getppid() != args.parent_pid:
             clock.start("the kernel is gone")
-        clock.watch(args.parent_pid, args.shutdown_timeout, _lock_releaser(args.jugdir, made))
+        clock.watch(args.parent_pid, args.shutdown_timeout, release)
     try:
         made.append(Worker(args, control))
     except FileNotFoundError as err:
@@ -381,20 +384,28 @@ def main(argv: list[str] | None = None) -> int:
     except JugnbError as err:
         log.error("%s", err)
         return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
-    return made[0].run()
+    code = made[0].run()
+    if code == EXIT_TERMINATED:
+        # SIGTERM can land inside jug's `t.lock()`, after the lock is taken but before jug notes it: its
+        # `finally` then leaves that lock. A terminated worker holds no lock, so release any it still has.
+        release()
+    return code
 
 
 def _lock_releaser(jugdir: str, made: list[Worker]) -> Callable[[], None]:
-    """Return what releases this worker's locks when it must kill itself (see :mod:`jugnb.workers.stop`)."""
+    """Return what releases the locks this worker still holds (:func:`.stop.release_own_locks`)."""
     import psutil
 
     started = psutil.Process().create_time()
 
-    def running_hash() -> str | None:
-        state = made[0].heartbeat.state if made else {}
-        return str(state["hash"]) if state.get("state") == "running" and state.get("hash") else None
+    def held() -> set[str]:
+        if not made:
+            return set()
+        state = made[0].heartbeat.state
+        running = {str(state["hash"])} if state.get("state") == "running" and state.get("hash") else set()
+        return running | set(getattr(getattr(made[0].store, "redis", None), "held_locks", ()))
 
-    return lambda: release_own_locks(jugdir, running_hash, started)
+    return lambda: release_own_locks(jugdir, held, started)
 
 
 if __name__ == "__main__":

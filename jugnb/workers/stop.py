@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 log = logging.getLogger("jugnb.workers.loop")
@@ -107,26 +107,30 @@ def _kill_self(release: Callable[[], None]) -> None:
     except Exception:  # the kill must happen whatever the store says
         log.exception("could not release the locks")
     logging.shutdown()
-    os.killpg(os.getpgid(0), signal.SIGKILL)
+    if os.getpgid(0) == os.getpid():  # our own group (the pool starts a new session): children go too
+        os.killpg(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)  # never another process's group
 
 
-def release_own_locks(jugdir: str, running_hash: Callable[[], str | None], started: float) -> None:
-    """Release the locks this process holds: file locks naming its pid, or the running task's redis lock.
+def release_own_locks(jugdir: str, held: Callable[[], Iterable[str]], started: float) -> None:
+    """Release the locks this process still holds: file locks naming its pid, or its redis locks.
+
+    Failed marks (``--keep-failed``) are kept.
 
     Parameters
     ----------
     jugdir : str
         The worker's jugdir.
-    running_hash : callable
-        Returns the hash of the task being run, if any (from the heartbeat).
+    held : callable
+        Returns the hashes of the redis locks this worker may hold (the running task's, and those its
+        client took and did not delete).
     started : float
         This process's create time (seconds since the epoch): older locks under its pid are not its own.
     """
     from .locks import release_locks_of, release_redis_lock
 
     if jugdir.startswith("redis:"):
-        task_hash = running_hash()
-        if task_hash:
+        for task_hash in held():
             release_redis_lock(jugdir, task_hash)
         return
     release_locks_of(jugdir, os.getpid(), started=started, ended=time.time())
