@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import html
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..status.reader import StatusSnapshot
+from ..status.records import TaskRecord
 from ..workers.env import EXIT_STORE_LOST
 from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from ..workers.records import TaskRecord
-from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
+from .command import Command, add_selection, latest_records, selection, status_snapshot
 from .views import Rendered
 
 
@@ -29,7 +31,7 @@ def default_jobs() -> int:
 
 def execute_options(args: Any) -> ExecuteOptions:
     """Jug execute's options from parsed ``%jug execute`` arguments."""
-    name, pattern = _selection(args)
+    name, pattern = selection(args)
     return ExecuteOptions(
         name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
     )
@@ -96,7 +98,7 @@ class ExecuteCommand(Command):
             action="store_true",
             help="List what would run, by task name and reason, with the expected cost; run nothing.",
         )
-        _add_selection(parser, required=False)
+        add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
         parser.add_argument(
@@ -106,6 +108,8 @@ class ExecuteCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
+        # Never run a graph other than the one the notebook shows (a failed cell) or workers would import.
+        magics.session.check_executable(on_disk=not (args.here or args.dry_run))
         options = execute_options(args)
         if args.dry_run:
             from ..session.tasks import task_matcher
@@ -123,9 +127,10 @@ class ExecuteCommand(Command):
 
 def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
-    if not session.jugdir.shareable:
+    backend = select(session.jugdir.spec)
+    if not backend.supports_workers:
         msg = (
-            f"{session.jugdir.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
+            f"{backend.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
             "kernel, or a jugdir on disk or in redis."
         )
         raise UsageError(msg)
@@ -141,6 +146,7 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
             "`%jug stop` stops them."
         )
         return None
+    _check_reproducible(magics)
     if pool is not None and args.add and running:
         started = pool.add(jobs)
     else:
@@ -163,6 +169,22 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     if not args.quiet:
         magics.show_progress(pool)
     return None
+
+
+def _check_reproducible(magics: Any) -> None:
+    """Refuse to start workers that would not compute the kernel's tasks (see jugnb.session.reproduce)."""
+    timeout = magics.clean_import_timeout
+    if not timeout:
+        return
+    session = magics.session
+    try:
+        magics.reproducibility.check(session.graph, session.jugdir.spec, Path.cwd(), timeout)
+    except subprocess.TimeoutExpired:
+        print(
+            f"Warning: a clean import of the jugfile took longer than {timeout:g} s "
+            "(JugMagics.clean_import_timeout), so whether workers compute the tasks the kernel shows was "
+            "not checked; starting them anyway."
+        )
 
 
 class WorkersCommand(Command):

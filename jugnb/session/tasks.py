@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.spec import Jugdir, save_dict_store
+from ..backends import persist
+from ..backends.spec import Jugdir
 from ..errors import JugnbError
 from .misuse import describe
 from .unloadable import load_result
@@ -120,7 +121,7 @@ def invalidate(
         store.remove_many([t.hash() for t in doomed])
         for t in doomed:
             t.unload()
-        save_dict_store(store)
+        persist(store)
     return Removal(counts, dry_run=dry_run)
 
 
@@ -151,7 +152,7 @@ def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: boo
     elif mode == "failed-only":
         locks = _remove_failed_locks(store, dry_run)
     if not dry_run:
-        save_dict_store(store)
+        persist(store)
     return Removal(results, locks, dry_run)
 
 

@@ -17,6 +17,7 @@ import threading
 import zlib
 from typing import Any
 
+from ..backends import select
 from ..backends.spec import Jugdir, redact_text
 from ..errors import JugnbError
 
@@ -59,15 +60,7 @@ class UnloadableResult(JugnbError):
 
 def result_location(jugdir: Jugdir, task_hash: str) -> str:
     """Describe where a task's result is stored (a file path, a pack, a redis key), password redacted."""
-    folder = jugdir.path
-    if folder is not None:
-        path = folder / task_hash[:2] / task_hash[2:]
-        if path.exists() or not (folder / "packs").is_dir():
-            return str(path)
-        return f"a pack in {folder / 'packs'} (jug's packed results)"
-    if jugdir.kind == "redis":
-        return f"key result:{task_hash} in {jugdir}"
-    return f"the {jugdir.kind} {jugdir}"
+    return select(jugdir.spec).result_location(task_hash)
 
 
 def unloadable(task_name: str, task_hash: str, jugdir: Jugdir, err: BaseException) -> UnloadableResult:
@@ -180,18 +173,7 @@ def check_not_truncated(store: Any, jugdir: Jugdir, task_hash: str) -> None:
 
 
 def _stored_bytes(store: Any, jugdir: Jugdir, task_hash: str) -> bytes | None:
-    folder = jugdir.path
-    if folder is not None:
-        try:
-            return (folder / task_hash[:2] / task_hash[2:]).read_bytes()
-        except FileNotFoundError:
-            return None
-    if jugdir.kind == "redis" and hasattr(store, "redis"):
-        import base64
-
-        raw = store.redis.get(f"result:{task_hash}")
-        return base64.b64decode(raw) if raw else None
-    return None
+    return select(jugdir.spec).stored_result(task_hash, store)
 
 
 def forget(jugdir: Jugdir, task_hash: str) -> None:

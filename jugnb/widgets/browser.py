@@ -26,7 +26,7 @@ from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
 from ..session.unloadable import load_by_hash
 from ..status.reader import STATES, StatusReader
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from ._subshell import route_to_subshell
 from .browsing import TaskEntry, argument_summary, list_entries, result_size, retry_task, task_names
 from .viewmodel import format_bytes, format_duration

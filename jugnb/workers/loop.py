@@ -41,9 +41,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backends.spec import open_store, redact
-from ..errors import JugnbError, StoreUnreachable
+from ..backends import select, store_lost_errors
+from ..backends.spec import redact
+from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..session.loader import snapshot_import_error
 from ..staleness.fingerprint import FingerprintStore
+from ..status.records import RecordLog
 from .env import (
     EXIT_STORE_LOST,
     Control,
@@ -52,12 +55,10 @@ from .env import (
     put_jugdir_on_stdin,
     read_pointer,
     stat_key,
-    store_lost_errors,
 )
 from .heartbeat import Heartbeat
-from .locks import Holder, bump_redis_changes, change_token, holder
+from .locks import Holder, holder
 from .recorder import TaskRecorder
-from .records import RecordLog
 from .stop import StopClock, release_own_locks
 
 log = logging.getLogger("jugnb.workers.loop")
@@ -110,7 +111,8 @@ class Worker:
             Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
         )
         # Opened here, not by jug: jug's redis store drops the URL's password and database number.
-        self.store: Any = open_store(args.jugdir, fatal=True, retry_for=args.store_retry)
+        self.backend = select(args.jugdir)
+        self.store: Any = self.backend.open(fatal=True, retry_for=args.store_retry)
         self.recorder = TaskRecorder(
             RecordLog.for_jugdir(args.jugdir, self.store),
             self.heartbeat,
@@ -160,11 +162,14 @@ class Worker:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
             code = EXIT_DRAINED
         except store_lost_errors() as lost:
-            held = sorted(getattr(self.store.redis, "held_locks", ()))
+            held = self.backend.held_locks(self.store)
             log.error("stopping: %s", lost)
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except JugfileImportError as err:
+            log.error("%s", err)
+            code = EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -199,9 +204,13 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
@@ -238,7 +247,7 @@ class Worker:
         failures, stuck_once, quiet_since, first = False, False, time.monotonic(), True
         while True:
             self.check_control()
-            token = change_token(self.args.jugdir, self.store)
+            token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
             mine = _unfinished(mine, state)
             if mine:
@@ -271,9 +280,8 @@ class Worker:
         return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
 
     def _announce_change(self, _task: Any) -> None:
-        """Wake waiting workers of a redis store (file stores: the lock release itself does)."""
-        if hasattr(self.store, "redis"):
-            bump_redis_changes(self.store.redis)
+        """Wake waiting workers where the store does not signal changes by itself."""
+        self.backend.notify_change(self.store)
 
     def _nr_done(self) -> int:
         return self.recorder.nr_executed + self.recorder.nr_failed
@@ -316,7 +324,7 @@ class Worker:
         while True:
             time.sleep(self.args.poll_interval)
             self.check_control()
-            if fresh or change_token(self.args.jugdir, self.store) != token:
+            if fresh or self.backend.change_token(self.store) != token:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -403,7 +411,7 @@ def _lock_releaser(jugdir: str, made: list[Worker]) -> Callable[[], None]:
             return set()
         state = made[0].heartbeat.state
         running = {str(state["hash"])} if state.get("state") == "running" and state.get("hash") else set()
-        return running | set(getattr(getattr(made[0].store, "redis", None), "held_locks", ()))
+        return running | set(select(jugdir).held_locks(made[0].store))
 
     return lambda: release_own_locks(jugdir, held, started)
 

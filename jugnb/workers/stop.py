@@ -113,7 +113,7 @@ def _kill_self(release: Callable[[], None]) -> None:
 
 
 def release_own_locks(jugdir: str, held: Callable[[], Iterable[str]], started: float) -> None:
-    """Release the locks this process still holds: file locks naming its pid, or its redis locks.
+    """Release the locks this process still holds: those naming its pid, or (redis) those it took.
 
     Failed marks (``--keep-failed``) are kept.
 
@@ -127,10 +127,12 @@ def release_own_locks(jugdir: str, held: Callable[[], Iterable[str]], started: f
     started : float
         This process's create time (seconds since the epoch): older locks under its pid are not its own.
     """
-    from .locks import release_locks_of, release_redis_lock
+    from ..backends import select
+    from .locks import release_locks_of
 
-    if jugdir.startswith("redis:"):
+    backend = select(jugdir)
+    if not backend.lock_names_owner:  # redis: its locks name no owner, so release what we know we hold
         for task_hash in held():
-            release_redis_lock(jugdir, task_hash)
+            backend.release_lock(task_hash)
         return
     release_locks_of(jugdir, os.getpid(), started=started, ended=time.time())
