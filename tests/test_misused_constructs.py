@@ -94,12 +94,19 @@ def test_correct_constructs_still_load(ip: InteractiveShell) -> None:
         "mapped = mapreduce.map(triple, [1, 2, 3], map_step=2)\n"
         "total = mapreduce.mapreduce(operator.add, double, [1, 2, 3], map_step=1)\n"
         "curried = Task(partial(double), 5)\n"
+        "class Scaler:\n"
+        "    __hash__ = None  # an unhashable callable object is a fine task function\n"
+        "    __name__ = 'Scaler'\n"
+        "    def __call__(self, x):\n"
+        "        return 5 * x\n"
+        "scaled = Task(Scaler(), 2)\n"
         "last = triple(second)\n"
     )
     result, shown = run(ip, good, "good")
     assert result.success, shown
     assert run(ip, "%jug execute --here", "exec")[0].success
-    assert ip.user_ns["value"]([ip.user_ns["last"], ip.user_ns["shifted"], ip.user_ns["total"]]) == [6, 3, 12]
+    names = ["last", "shifted", "total", "scaled"]
+    assert ip.user_ns["value"]([ip.user_ns[n] for n in names]) == [6, 3, 12, 10]
 
 
 def test_value_of_a_tasklet_on_a_non_task_names_the_mistake(ip: InteractiveShell) -> None:

@@ -9,14 +9,15 @@ as they are called, so the import fails at the offending line with :class:`Const
 loader maps back to the cell and line.
 
 The kernel's import and ``jugnb``'s command line check (a cell is refused before any worker sees it);
-workers and plain ``jug`` import the jugfile unchanged. Checking costs one ``isinstance`` and one
-``callable`` per task.
+workers and plain ``jug`` import the jugfile unchanged. Checking a task made from a plain function, or
+``t[i]``, costs one type test.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,7 +132,11 @@ def check_task(f: Any, args: tuple[Any, ...]) -> None:
         fix = _FIX_GENERATOR.format(name=_generator_name(f))
         raise ConstructError(_NOT_A_FUNCTION.format(where="Task(f, ...)", what=describe(f), fix=fix))
     check_function(f, "Task(f, ...)")
-    for position, role in _mapreduce_roles().get(f, ()):
+    try:
+        checked = _mapreduce_roles().get(f, ())
+    except TypeError:  # an unhashable callable object: not one of jug.mapreduce's functions
+        checked = ()
+    for position, role in checked:
         if position < len(args) and args[position] is not None:
             check_function(args[position], f"jug.mapreduce (its {role})")
 
@@ -202,17 +207,21 @@ def _mapreduce_roles() -> dict[Any, tuple[tuple[int, str], ...]]:
 def construct_checks() -> Iterator[None]:
     """Make ``Task``, ``Tasklet`` and ``jug.mapreduce`` check their arguments while the block runs."""
     from jug import mapreduce
-    from jug.task import Task, Tasklet
+    from jug.task import Task, Tasklet, TaskletMixin, _getitem
 
     task_init, tasklet_init = Task.__init__, Tasklet.__init__
     originals = {name: getattr(mapreduce, name) for name in _LIST_ARGUMENTS}
+    roles = _mapreduce_roles()
 
+    # Fast paths first (a plain function, `t[i]`): checking must not slow down big jugfiles' imports.
     def checked_task_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
-        check_task(f, args)
+        if type(f) is not types.FunctionType or f in roles:
+            check_task(f, args)
         task_init(self, f, *args, **kwargs)
 
     def checked_tasklet_init(self: Any, base: Any, f: Any) -> None:
-        check_tasklet(base, f)
+        if type(f) is not _getitem or not isinstance(base, TaskletMixin):
+            check_tasklet(base, f)
         tasklet_init(self, base, f)
 
     Task.__init__ = checked_task_init
