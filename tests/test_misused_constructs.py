@@ -47,6 +47,20 @@ MISUSES = [
     ("task as mapper", "bad = mapreduce.map(first, [1, 2, 3])", ["mapper", "task jugfile.double"]),
     ("task as reducer", "bad = mapreduce.reduce(first, [1, 2, 3])", ["reducer", "task jugfile.double"]),
     ("value as mapper", "bad = mapreduce.mapreduce(double, 'x', [1, 2])", ["mapper", "str 'x'"]),
+    ("task as mapped list", "bad = mapreduce.map(double, first)", ["as its sequence", "`bvalue(t)`"]),
+    ("value as reduced list", "bad = mapreduce.reduce(double, 7)", ["as its inputs", "int 7"]),
+    (
+        "task as mapreduce inputs",
+        "bad = mapreduce.mapreduce(double, double, inputs=first)",
+        ["inputs", "task"],
+    ),
+    ("Tasklet without a function", "bad = Tasklet(first)", ["takes a task and a function", "task jugfile"]),
+    (
+        "Tasklet with three arguments",
+        "bad = Tasklet(first, double, 1)",
+        ["takes a task and a function", "int 1"],
+    ),
+    ("Task without a function", "bad = Task()", ["Task() was given no function"]),
     (
         "task as currymap mapper",
         "bad = mapreduce.currymap(first, [(1, 2)])",

@@ -54,6 +54,13 @@ _FIX_LIST_OTHER = "Pass a list or tuple of inputs."
 #: Public jug.mapreduce functions -> (position, keyword) of their list argument.
 _LIST_ARGUMENTS = {"map": (1, "sequence"), "currymap": (1, "sequence"), "mapreduce": (2, "inputs"),
                    "reduce": (1, "inputs")}  # fmt: skip
+_NO_FUNCTION = (
+    "Task() was given no function: write `Task(f, arguments...)`, or decorate `f` with TaskGenerator."
+)
+_TASKLET_ARITY = (
+    "Tasklet(base, f) takes a task and a function (`Tasklet(t, f)` applies `f` to the result of `t`), "
+    "but was given {given}."
+)
 _FIX_SWAPPED = "The arguments look swapped: the task comes first, then the function."
 _FIX_BASE = "For a plain value, call `f(value)` directly, or make it a task with `Task(f, value)`."
 
@@ -77,6 +84,11 @@ def describe(obj: Any) -> str:
         return f"the TaskGenerator {_generator_name(obj)}"
     text = repr(obj)
     return f"{type(obj).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _given(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts) if parts else "nothing"
 
 
 def _generator_name(generator: Any) -> str:
@@ -214,12 +226,18 @@ def construct_checks() -> Iterator[None]:
     roles = _mapreduce_roles()
 
     # Fast paths first (a plain function, `t[i]`): checking must not slow down big jugfiles' imports.
-    def checked_task_init(self: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+    def checked_task_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not args:
+            raise ConstructError(_NO_FUNCTION)
+        f = args[0]
         if type(f) is not types.FunctionType or f in roles:
-            check_task(f, args)
-        task_init(self, f, *args, **kwargs)
+            check_task(f, args[1:])
+        task_init(self, *args, **kwargs)
 
-    def checked_tasklet_init(self: Any, base: Any, f: Any) -> None:
+    def checked_tasklet_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) + len(kwargs) != 2 or not set(kwargs) <= {"base", "f"}:
+            raise ConstructError(_TASKLET_ARITY.format(given=_given(args, kwargs)))
+        base, f = (*args, *(kwargs[k] for k in ("base", "f") if k in kwargs))
         if type(f) is not _getitem or not isinstance(base, TaskletMixin):
             check_tasklet(base, f)
         tasklet_init(self, base, f)
