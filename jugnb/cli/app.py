@@ -178,6 +178,11 @@ def _workers(argv: list[str]) -> int:
     for info in pool.workers():
         task = f"  {info.task}" if info.task else ""
         print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
+    if pool.leftover():
+        print(
+            f"The kernel that started them (pid {pool.kernel_pid}) is gone and they are not detached: each "
+            "stops on its own within WorkerPool.shutdown_timeout seconds of its end."
+        )
     if args.stop or args.now:
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
