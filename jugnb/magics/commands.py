@@ -18,6 +18,7 @@ from IPython.display import SVG, display
 from ..backends.spec import redact
 from ..session import tasks as task_ops
 from ..session.loader import LoadedGraph
+from ..status.labels import JUG_NAMES, display_name
 from ..status.reader import StatusSnapshot
 from .command import _COMMANDS, Command, add_selection, get, selection, status_snapshot
 from .stale_commands import stale_selection
@@ -173,7 +174,7 @@ class GraphCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
-        source = _dot_source(graph, status_snapshot(magics, graph))
+        source = _dot_source(graph, status_snapshot(magics, graph), magics.session.project.module)
         dot = shutil.which("dot")
         if args.dot or dot is None:
             if dot is None and not args.dot:
@@ -188,7 +189,7 @@ class GraphCommand(Command):
         return SVG(svg.stdout)
 
 
-def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
+def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot, module: str | None = None) -> str:
     edges = set()
     for t in graph.tasks:
         for dep in t.dependencies():
@@ -196,8 +197,8 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
     lines = ["digraph tasks {", "  rankdir=LR; node [shape=box, fontname=Helvetica];"]
     for row in snapshot.rows:
         label = (
-            f"{row.name}\\n{row.complete} complete · {row.active} active · {row.ready} ready · "
-            f"{row.waiting} waiting · {row.failed} failed"
+            f"{display_name(row.name, module)}\\n{row.complete} complete · {row.active} active · "
+            f"{row.ready} ready · {row.waiting} waiting · {row.failed} failed"
         )
         color = "palegreen" if row.complete == row.total else ("salmon" if row.failed else "lightyellow")
         lines.append(f'  "{row.name}" [label="{label}", style=filled, fillcolor={color}];')
@@ -281,7 +282,8 @@ def _names(graph: LoadedGraph) -> str:
 def _removal_table(verb: str, removal: task_ops.Removal) -> str:
     if not removal.total:
         return f"{verb}: no results (none of the selected tasks or their dependents had one)."
-    width = max(len(n) for n in removal.results)
-    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(removal.results.items())]
+    shown = {JUG_NAMES.get(n, n): c for n, c in removal.results.items()}  # mapreduce.map, not _jug_map
+    width = max(len(n) for n in shown)
+    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(shown.items())]
     noun = "result" if removal.total == 1 else "results"
     return "\n".join([f"{verb} {removal.total} {noun}, downstream included:", *rows])
