@@ -1,7 +1,10 @@
 """Per-task records that jugnb workers write beside the results: who ran what, when, and how it failed.
 
 Every task a jugnb worker runs leaves one :class:`TaskRecord` (``status`` ``"ok"``, ``"failed"``,
-``"interrupted"`` or, written by the pool for a worker killed mid-task, ``"killed"``). Records live with
+``"interrupted"`` or, written by the pool for a worker killed mid-task, ``"killed"``); the kernel writes
+``"retry"`` for a failed task the user asked to run again. A task whose latest record is ``"failed"`` or
+``"killed"`` and that has no result is *failed* (:meth:`RecordLog.failed_hashes`); an interrupted task
+(stopped or drained) is not. Records live with
 the jugdir, so they survive kernel restarts and records of workers on other hosts sharing the jugdir reach
 the notebook:
 
@@ -35,7 +38,9 @@ from .errors import StoreError
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "failed", "interrupted", "killed")
+STATUSES = ("ok", "failed", "interrupted", "killed", "retry")
+#: Statuses of a run that raised or crashed: the task counts as failed until it runs again.
+FAILURES = frozenset({"failed", "killed"})
 RECORDS_SUFFIX = ".jugnb"
 REDIS_STREAM = "jugnb:records"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
@@ -52,8 +57,9 @@ class TaskRecord:
     hash : str
         Task hash (40 hex digits).
     status : str
-        ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped mid-task) or
-        ``"killed"`` (the worker died mid-task; written by the pool that noticed).
+        ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped or drained
+        mid-task: not a failure), ``"killed"`` (the worker died mid-task; written by the pool that noticed)
+        or ``"retry"`` (the user asked to run a failed task again; written by the kernel).
     start : float
         When the task started (seconds since the epoch).
     end : float or None
@@ -68,6 +74,12 @@ class TaskRecord:
         Process id of the worker.
     exc_type, exc_message, traceback : str or None
         For a failed task: the exception's qualified type name, its message and the full traceback.
+    frames : list of list or None
+        For a failed task: the traceback's frames as ``[file, line, function, source line, cell]``, where
+        ``cell`` names the ``%%jugfile`` cell and its line for frames in the jugfile snapshot
+        (``"cell 5 (--name hardest), line 7"``), else ``None``.
+    label : str or None
+        The task instance with its arguments, e.g. ``simulate(7, 1.5)``.
     output_tail : str or None
         For a failed task: the last lines the task printed (stdout and stderr).
     jugfile : str or None
@@ -91,11 +103,13 @@ class TaskRecord:
     output_tail: str | None = None
     jugfile: str | None = None
     fingerprint: str | None = None
+    frames: list[list[Any]] | None = None
+    label: str | None = None
 
     @property
     def failed(self) -> bool:
-        """Whether the task did not complete (failed, interrupted or killed)."""
-        return self.status != "ok"
+        """Whether the run raised or crashed (``"failed"`` or ``"killed"``; a stopped task is not failed)."""
+        return self.status in FAILURES
 
     def to_json(self) -> str:
         """One line of JSON (no newline)."""
@@ -122,6 +136,7 @@ class RecordLog(ABC):
 
     def __init__(self) -> None:
         self._latest: dict[str, TaskRecord] = {}
+        self._failed: set[str] = set()
 
     @staticmethod
     def for_jugdir(jugdir: str, store: Any = None) -> RecordLog:
@@ -157,12 +172,24 @@ class RecordLog(ABC):
             current = self._latest.get(record.hash)
             if current is None or (record.end or record.start) >= (current.end or current.start):
                 self._latest[record.hash] = record
+                if record.failed:
+                    self._failed.add(record.hash)
+                else:
+                    self._failed.discard(record.hash)
         return new
 
     def latest_by_hash(self) -> dict[str, TaskRecord]:
         """Return the most recent record of every task seen so far (reads new records first)."""
         self.read_new()
         return dict(self._latest)
+
+    def failed_hashes(self) -> frozenset[str]:
+        """Return the hashes of tasks whose latest record is a failure (reads new records first).
+
+        Whether such a task has a result since (computed by plain jug, say) is for the caller to check.
+        """
+        self.read_new()
+        return frozenset(self._failed)
 
     def close(self) -> None:  # noqa: B027 - optional for subclasses
         """Release open files or connections."""

@@ -102,6 +102,11 @@ class WorkerPool(LoggingConfigurable):
     cwd = Unicode(help="Working directory of the workers (the kernel's).").tag(to_dict=True)
     execute_args = List(Unicode(), help="jug execute options passed through.").tag(to_dict=True)
     detach = Bool(False, help="Workers outlive the kernel.").tag(to_dict=True)
+    rerun_failed = Bool(
+        False,
+        help="Let another worker run again a task that failed earlier in this execute (default: a failed "
+        "task waits for the next execute).",
+    ).tag(to_dict=True)
     pool_id = Unicode(help="Random id; worker ids are '<pool_id>.<n>'.").tag(to_dict=True)
     host = Unicode(help="Host the workers run on.").tag(to_dict=True)
 
@@ -122,6 +127,8 @@ class WorkerPool(LoggingConfigurable):
         self._procs: list[WorkerProcess] = []
         self._lock = threading.RLock()
         self._stopping = False
+        #: ``"drain"`` or ``"now"`` once stop() was asked to end running workers ("" otherwise).
+        self.stopped = ""
         self._replacements = 0
         self._records: RecordLog | None = None
 
@@ -196,6 +203,7 @@ class WorkerPool(LoggingConfigurable):
             raise WorkerError("start(n, jugdir=..., cwd=...) the pool before adding workers.")
         with self._lock:
             self._stopping = False
+            self.stopped = ""
             started = [self._spawn() for _ in range(n)]
             self.state = "running"
             self._save()
@@ -255,6 +263,8 @@ class WorkerPool(LoggingConfigurable):
         ]
         if not self.detach:
             options.append(f"--parent-pid={os.getpid()}")
+        if self.rerun_failed:
+            options.append("--rerun-failed")
         return [*options, "--", *self.execute_args]
 
     def _watch(self, proc: WorkerProcess) -> None:
@@ -358,6 +368,8 @@ class WorkerPool(LoggingConfigurable):
         with self._lock:
             self._stopping = True
             alive = [p for p in self._procs if not p.ended]
+            if alive:
+                self.stopped = "now" if now else (self.stopped or "drain")
         for proc in alive:
             proc.signal(signal.SIGTERM if now else signal.SIGUSR1, group=now)
         if now:
@@ -383,8 +395,9 @@ class WorkerPool(LoggingConfigurable):
         with self._lock:
             self.events.append(event)
             del self.events[:-1000]
-        level = 30 if event.kind in ("died", "task-failed") else 20
-        self.log.log(level, "%s", event.message)
+        # Not a warning: the panel, `%jug wait` and `%jug failures` show these to the user (once); a
+        # logging line would repeat them on a terminal's stderr.
+        self.log.info("%s", event.message)
         if self.on_event is not None:
             self.on_event(event)
 

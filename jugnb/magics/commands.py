@@ -77,9 +77,18 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
     """Return the status reader of ``graph``, kept per graph: refreshes are incremental (thread-safe)."""
     reader = getattr(magics, "_status_reader", None)
     if reader is None or reader[0] is not graph:
-        reader = (graph, StatusReader(graph.tasks, graph.store))
+        reader = (graph, new_status_reader(graph))
         magics._status_reader = reader
     return reader[1]
+
+
+def new_status_reader(graph: Any) -> StatusReader:
+    """Return a status reader of ``graph`` that knows failed runs from its jugdir's task records."""
+    jugdir = getattr(graph, "jugdir", None)
+    records = None
+    if jugdir is not None and jugdir.shareable:
+        records = RecordLog.for_jugdir(jugdir.spec, graph.store)  # its own log: read under the reader's lock
+    return StatusReader(graph.tasks, graph.store, records=records)
 
 
 def latest_records(magics: Any, graph: LoadedGraph) -> dict[str, TaskRecord]:
@@ -127,6 +136,17 @@ def summary_line(magics: Any, graph: LoadedGraph) -> str:
     return line
 
 
+def failed_note(failed: int) -> str:
+    """Explain failed tasks in the status output (``""`` when there are none)."""
+    if not failed:
+        return ""
+    which = "1 task is" if failed == 1 else f"{failed} tasks are"
+    return (
+        f"{which} failed: the last run raised. The next `%jug execute` runs them again; "
+        "`%jug failures` shows the tracebacks, `%jug retry` reruns them now."
+    )
+
+
 def _short_jugdir(graph: LoadedGraph) -> str:
     path = graph.jugdir.path
     folder = graph.snapshot.parents[3]  # <folder>/.jugnb/jugfiles/<sha>/<module>.py
@@ -147,6 +167,12 @@ class StatusCommand(Command):
             action="store_true",
             help="Show the live progress panel instead (it updates while other cells run).",
         )
+        parser.add_argument(
+            "--jug-states",
+            action="store_true",
+            help="Count exactly as `jug status` does: a task whose run failed (without --keep-failed) "
+            "counts as ready, not failed.",
+        )
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
@@ -154,14 +180,14 @@ class StatusCommand(Command):
             from .worker_commands import pool_of
 
             return magics.show_progress(pool_of(magics))
-        snapshot = status_snapshot(magics, graph)
+        snapshot = status_reader(magics, graph).read(jug_states=args.jug_states)
         text, table = status_text(snapshot, short=args.short), status_html(snapshot)
         from .stale_commands import current_staleness, stale_note
         from .worker_commands import print_failures
 
         # One read of the store serves the table, the failures and the stale counts.
-        print_failures(magics, snapshot)
-        notes = []
+        print_failures(magics, snapshot, tracebacks=False)
+        notes = [failed_note(snapshot.total.failed)]
         if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
             notes.append(stale_note(current_staleness(magics, graph, snapshot)))
         if graph.barrier is not None:

@@ -11,11 +11,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
-from ..records import TaskRecord
 from ..status import StatusSnapshot
 from ..workerenv import EXIT_STORE_LOST
 from ..workers import NotRunning, WorkerInfo, WorkerPool
-from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
+from .commands import Command, _add_selection, _selection
 from .views import Rendered
 
 
@@ -86,6 +85,12 @@ class ExecuteCommand(Command):
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
         parser.add_argument(
+            "--rerun-failed",
+            action="store_true",
+            help="Let another worker run again a task that failed earlier in this execute (by default a "
+            "failed task is left failed until the next execute or `%%jug retry`).",
+        )
+        parser.add_argument(
             "--aggressive-unload", action="store_true", help="Unload results from memory eagerly."
         )
         parser.add_argument("--debug", action="store_true", help="jug's debug mode (extra checks).")
@@ -130,7 +135,9 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     if pool is not None and args.add and running:
         started = pool.add(jobs)
     else:
-        pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics)
+        pool = WorkerPool(
+            session.project.state_dir, session.project.module, parent=magics, rerun_failed=args.rerun_failed
+        )
         started = pool.start(
             jobs,
             jugdir=session.jugdir.spec,
@@ -141,8 +148,9 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         # Kept only once started: a pool whose start failed must not answer a later %jug wait or stop.
         magics.shell.configurables.append(pool)
         magics._pool = pool
+    # No pids here: a saved notebook's outputs must not change from run to run (`%jug workers` lists them).
     print(
-        f"Started {_plural(len(started), 'worker')} (pids {', '.join(str(w.pid) for w in started)})"
+        f"Started {_plural(len(started), 'worker')}"
         + (", detached" if args.detach else "")
         + ". `%jug wait` blocks until they finish."
     )
@@ -218,6 +226,7 @@ class WaitCommand(Command):
             print("Run the %%jugfile cells to see the status of their tasks.")
             return None
         refresh_panel(magics)
+        print_failures(magics)  # with a traceback per group; the status below lists no failure twice
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
 
 
@@ -229,26 +238,15 @@ def refresh_panel(magics: Any) -> None:
         panel.update_display()
 
 
-def print_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> None:
-    """Print the traceback of every task of the graph whose latest run failed and that has no result."""
-    for record in recent_failures(magics, snapshot):
-        print(f"\nTask {record.name} ({record.hash[:12]}) failed on {record.host} pid {record.pid}:")
-        print(record.traceback or f"{record.exc_type}: {record.exc_message}")
-        if record.output_tail:
-            print(f"Its last output:\n{record.output_tail}")
+def print_failures(
+    magics: Any, snapshot: StatusSnapshot | None = None, *, tracebacks: bool = True, full: bool = False
+) -> None:
+    """Print the failed tasks not shown yet in this cell, grouped, with one traceback per group."""
+    from .failure_commands import failed_records, failure_report
 
-
-def recent_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> list[TaskRecord]:
-    """Latest records that are failures, for tasks of the loaded graph that have no result."""
-    graph = magics.graph
-    snapshot = snapshot if snapshot is not None else status_snapshot(magics, graph)
-    latest = latest_records(magics, graph)
-    failed = []
-    for t in graph.tasks:
-        record = latest.get(t.hash().decode())
-        if record is not None and record.failed and snapshot.state_of(t.hash()) != "complete":
-            failed.append(record)
-    return list({r.hash: r for r in failed}.values())
+    text = failure_report(magics, failed_records(magics, snapshot), full=full, tracebacks=tracebacks)
+    if text:
+        print(text, end="")
 
 
 class StopCommand(Command):

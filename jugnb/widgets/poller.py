@@ -218,7 +218,8 @@ class StatusPoller(LoggingConfigurable):
         done = self._done(snapshot, graph, bool(barrier), pool_ended)
         stale = self.staleness(graph, snapshot) if self.staleness is not None else None
         self.model.message = ""
-        return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale)
+        stopped = str(getattr(self.pool, "stopped", "") or "")
+        return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale, stopped=stopped)
 
     def _reader_for(self, graph: Any) -> StatusReader:
         """Return the reader of ``graph``; a new graph (a reloaded jugfile) gets a new one and an event."""
@@ -270,7 +271,12 @@ class StatusPoller(LoggingConfigurable):
 
 
 def _new_reader(graph: Any) -> StatusReader:
-    return StatusReader(graph.tasks, graph.store)
+    jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+    try:
+        records = RecordLog.for_jugdir(jugdir) if jugdir else None
+    except StoreError:  # an in-memory dict_store keeps no records
+        records = None
+    return StatusReader(graph.tasks, graph.store, records=records)
 
 
 def _barrier_text(graph: Any) -> str:
