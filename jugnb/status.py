@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._store_readers import FAILED, LOCKED, BoolArray, LockArray, make_reader
+from .errors import StoreError
 from .records import RecordLog
 
 __all__ = ["STATES", "NameCounts", "StatusReader", "StatusSnapshot"]
@@ -295,6 +296,25 @@ class StatusReader:
         self._reader = make_reader(store, self._index.hashes, self._index.uid_of)
         self._records = records
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_graph(cls, graph: Any) -> StatusReader:
+        """Return a reader of a loaded graph that knows failed runs from its jugdir's task records.
+
+        Parameters
+        ----------
+        graph : LoadedGraph
+            Anything with ``tasks`` and ``store``, and ``jugdir`` (a :class:`~jugnb.store.Jugdir`) when its
+            records should be read; an in-memory ``dict_store`` has none.
+        """
+        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+        records = None
+        if jugdir:
+            try:
+                records = RecordLog.for_jugdir(jugdir, graph.store)
+            except StoreError:  # dict_store: nowhere to keep records
+                records = None
+        return cls(graph.tasks, graph.store, records=records)
 
     @property
     def store(self) -> str:

@@ -248,7 +248,9 @@ def retry_failed(graph: Any, hashes: Iterable[str] | None = None, pool: Any = No
         worker = f"{pool.pool_id}.retry" if pool is not None else "kernel"
         now, host, pid = time.time(), socket.gethostname(), os.getpid()
         for h, name in {task_hex(t): t.name for t in todo if task_hex(t) in latest}.items():
-            records.append(TaskRecord(name, h, "retry", now, now, 0.0, worker, host, pid))
+            # Later than the failure even if the failing host's clock runs ahead of ours.
+            when = max(now, (latest[h].end or latest[h].start) + 0.001)
+            records.append(TaskRecord(name, h, "retry", when, when, 0.0, worker, host, pid))
     finally:
         records.close()
     cleanup(graph.store, graph.tasks, mode="failed-only")

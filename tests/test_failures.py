@@ -13,7 +13,11 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jugnb.records import RecordLog
+from jugnb.jugfile import Fragment, assemble
+from jugnb.records import RecordLog, TaskRecord
+from jugnb.status import NameCounts, StatusReader, StatusSnapshot
+from jugnb.tracebacks import cell_locator, extract_frames, group_failures, plain, task_label, traceback_parts
+from jugnb.widgets.model import ProgressModel
 
 # Task 0 fails at once; the slow ones keep a second worker busy, so that it is alive when the first fails.
 MIXED = """\
@@ -48,6 +52,123 @@ def nap(i):
 naps = [nap(i) for i in range(2)]
 """
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_cell_locator_maps_snapshot_lines_to_cells() -> None:
+    jugfile = assemble(
+        [
+            Fragment("import os\n", name="setup"),
+            Fragment("x = 1\ny = 2\nz = 3\n", cell_id="abc"),
+            Fragment("w=0"),
+        ],
+        "nb.ipynb",
+    )
+    locate = cell_locator(jugfile.text)
+    lines = jugfile.text.splitlines()
+    assert locate(1) is None  # the generated header
+    assert locate(lines.index("import os") + 1) == "%%jugfile cell 1 (--name setup), line 2"
+    assert locate(lines.index("z = 3") + 1) == "%%jugfile cell 2 (id abc), line 4"
+    assert locate(lines.index("w=0") + 1) == "%%jugfile cell 3, line 2"
+    # the same as the kernel's own map (jugnb.jugfile.Jugfile.locate), for every body line
+    for number in range(1, len(lines) + 1):
+        found = jugfile.locate(number)
+        if found is not None:
+            assert locate(number).endswith(f"line {found[1]}")  # type: ignore[union-attr]
+
+
+def failure(
+    h: str, message: str = "bad", where: str = "%%jugfile cell 1 (--name a), line 3", **kw: object
+) -> TaskRecord:
+    frames = [
+        ["/x/site-packages/jug/task.py", 10, "run", "return self._execute()", None],
+        ["/p/.jugnb/jugfiles/1/m.py", 9, "f", "raise ValueError(x)", where],
+    ]
+    fields: dict[str, object] = dict(
+        exc_type="ValueError", exc_message=message, frames=frames, label=f"f({h})"
+    )
+    fields.update(kw)
+    return TaskRecord("m.f", h, "failed", 1.0, 2.0, 1.0, "p.0", "host", 1, **fields)  # type: ignore[arg-type]
+
+
+def test_traceback_parts_hide_internal_frames_unless_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jugnb.tracebacks as tb
+
+    monkeypatch.setattr(tb, "_INTERNAL", ("/x/site-packages/jug/",))
+    text = plain(traceback_parts(failure("a")))
+    assert "%%jugfile cell 1 (--name a), line 3 in f\n    raise ValueError(x)\n" in text
+    assert "task.py" not in text and "(1 frames of jugnb and jug hidden" in text
+    assert text.endswith("ValueError: bad\n")
+    full = plain(traceback_parts(failure("a"), full=True))
+    assert 'File "/x/site-packages/jug/task.py", line 10 in run' in full
+    assert 'File "/p/.jugnb/jugfiles/1/m.py", line 9 [%%jugfile cell 1 (--name a), line 3] in f' in full
+
+
+def test_extract_frames_of_a_real_exception(tmp_path: Path) -> None:
+    jugfile = assemble([Fragment("def f(x):\n    return 1 / x\n", name="div")], "nb.ipynb")
+    snapshot = tmp_path / "m.py"
+    snapshot.write_text(jugfile.text)
+    namespace: dict[str, object] = {}
+    exec(compile(jugfile.text, str(snapshot), "exec"), namespace)  # noqa: S102 - the test's own code
+    with pytest.raises(ZeroDivisionError) as caught:
+        namespace["f"](0)  # type: ignore[operator]
+    frames = extract_frames(caught.value, snapshot)
+    assert frames[-1][1:] == [frames[-1][1], "f", "return 1 / x", "%%jugfile cell 1 (--name div), line 3"]
+
+
+def test_failures_group_by_type_and_place() -> None:
+    records = [failure(str(i), message=f"bad {i}") for i in range(12)]
+    records += [failure("x", where="%%jugfile cell 2 (--name b), line 1"), failure("y", exc_type="KeyError")]
+    groups = group_failures(records)
+    assert [len(g.records) for g in groups] == [12, 1, 1]
+    assert groups[0].headline == "12 tasks failed with ValueError: bad 0"
+    assert groups[0].signature == "ValueError at %%jugfile cell 1 (--name a), line 3"
+
+
+def test_task_label_shows_arguments_readably() -> None:
+    class T:
+        name = "mod.simulate"
+        args = (7, 1.5)
+        kwargs = {"grid": list(range(100)), "tag": "x" * 100}
+
+    label = task_label(T(), width=200)
+    assert label == "simulate(7, 1.5, grid=[0, 1, 2, 3, ...], tag='xxxxxxxxx...xxxxxxxxxx')"
+
+
+def test_status_reader_marks_failed_runs_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jug
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    source = "from jug import TaskGenerator\n@TaskGenerator\ndef f(x):\n    return x\n"
+    (tmp_path / "sf.py").write_text(source + "fs = [f(i) for i in range(3)]\n")
+    del jug.task.alltasks[:]
+    jugdir = str(tmp_path / "sf.jugdata")
+    store, _ = jug.init("sf.py", jugdir, on_error="propagate")
+    tasks = list(jug.task.alltasks)
+    log = RecordLog.for_jugdir(jugdir)
+    h0, h1 = (t.hash().decode() for t in tasks[:2])
+    log.append(failure(h0))
+    log.append(failure(h1))
+    tasks[1].run()  # computed since it failed (by plain jug, say): complete, not failed
+    reader = StatusReader(tasks, store, records=RecordLog.for_jugdir(jugdir))
+    snapshot = reader.read()
+    assert [snapshot.state_of(t.hash()) for t in tasks] == ["failed", "complete", "ready"]
+    assert reader.read(jug_states=True).state_of(h0) == "ready"  # jug forgets the failure
+    log.append(TaskRecord("sf.f", h0, "retry", 3.0, 3.0, 0.0, "p.retry", "host", 1))
+    assert reader.read().state_of(h0) == "ready"
+    log.append(TaskRecord("sf.f", h0, "interrupted", 4.0, 5.0, 1.0, "p.0", "host", 1))
+    assert reader.read().state_of(h0) == "ready"  # stopped is not failed
+    __import__("sys").modules.pop("sf", None)
+
+
+def snap(row: NameCounts) -> StatusSnapshot:
+    return StatusSnapshot(rows=(row,), taken_at=100.0, store="s")
+
+
+def test_summary_says_stopped_or_drained() -> None:
+    for stopped, verb in (("now", "Stopped"), ("drain", "Drained"), ("", "Finished")):
+        view = ProgressModel(since=0).view(snap(NameCounts("g.f", 0, 0, 3, 0, 7)), done=True, stopped=stopped)
+        assert view.summary.startswith(f"{verb}: 7 of 10 tasks complete, 3 ready")
 
 
 @pytest.fixture

@@ -77,18 +77,9 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
     """Return the status reader of ``graph``, kept per graph: refreshes are incremental (thread-safe)."""
     reader = getattr(magics, "_status_reader", None)
     if reader is None or reader[0] is not graph:
-        reader = (graph, new_status_reader(graph))
+        reader = (graph, StatusReader.for_graph(graph))
         magics._status_reader = reader
     return reader[1]
-
-
-def new_status_reader(graph: Any) -> StatusReader:
-    """Return a status reader of ``graph`` that knows failed runs from its jugdir's task records."""
-    jugdir = getattr(graph, "jugdir", None)
-    records = None
-    if jugdir is not None and jugdir.shareable:
-        records = RecordLog.for_jugdir(jugdir.spec, graph.store)  # its own log: read under the reader's lock
-    return StatusReader(graph.tasks, graph.store, records=records)
 
 
 def latest_records(magics: Any, graph: LoadedGraph) -> dict[str, TaskRecord]:

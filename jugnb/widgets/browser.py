@@ -26,8 +26,9 @@ from .. import tasks as task_ops
 from ..errors import JugnbError, StoreError
 from ..records import RecordLog
 from ..status import STATES, StatusReader
+from ..tracebacks import plain, traceback_parts
 from ._subshell import route_to_subshell
-from .browsing import TaskEntry, argument_summary, list_entries, result_size, retry_task, task_names
+from .browsing import TaskEntry, argument_summary, list_entries, result_size, task_names
 from .viewmodel import format_bytes, format_duration
 
 __all__ = ["TaskBrowser"]
@@ -167,7 +168,7 @@ class TaskBrowser(widgets.VBox):
                 self._say("No jugfile is loaded yet: run a %%jugfile cell.")
                 return
             if graph is not self._graph:
-                self._graph, self._reader, self._summaries = graph, StatusReader(graph.tasks, graph.store), {}
+                self._graph, self._reader, self._summaries = graph, StatusReader.for_graph(graph), {}
                 names = [(f"{n} ({c})", n) for n, c in task_names(graph.tasks)]
                 self.name_filter.options = [("All task names", None), *names]
             self.show_page(self.page, relist=True)
@@ -300,10 +301,11 @@ class TaskBrowser(widgets.VBox):
     def retry(self) -> None:
         """Remove the selected failed task's lock so that a worker runs it again."""
         task = self._task()
-        removed = retry_task(self._graph.store, self._entry().hash)
-        self._say(
-            f"{task.name} will run again when a worker is free." if removed else f"{task.name} is not failed."
-        )
+        if self._entry().state != "failed":
+            self._say(f"{task.name} is not failed.")
+            return
+        task_ops.retry_failed(self._graph, [self._entry().hash])
+        self._say(f"{task.name} will run again at the next `%jug execute` (or now, if workers are running).")
         self.refresh()
 
     def show_traceback(self) -> None:
@@ -311,12 +313,11 @@ class TaskBrowser(widgets.VBox):
         self._task()
         record = self._latest().get(self._entry().hash)
         self.output.outputs = ()  # not clear_output(): that enters `with output:`
-        if record is None or record.status == "ok":
+        if record is None or not record.failed:
             self._say("No failure recorded for this task.")
             return
-        text = (
-            f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n{record.traceback or ''}"
-        )
+        text = f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n"
+        text += plain(traceback_parts(record))
         if record.output_tail:
             text += f"\n--- output (last lines) ---\n{record.output_tail}"
         self.output.append_stdout(text.rstrip("\n") + "\n")

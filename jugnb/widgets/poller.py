@@ -271,12 +271,7 @@ class StatusPoller(LoggingConfigurable):
 
 
 def _new_reader(graph: Any) -> StatusReader:
-    jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
-    try:
-        records = RecordLog.for_jugdir(jugdir) if jugdir else None
-    except StoreError:  # an in-memory dict_store keeps no records
-        records = None
-    return StatusReader(graph.tasks, graph.store, records=records)
+    return StatusReader.for_graph(graph)
 
 
 def _barrier_text(graph: Any) -> str:
