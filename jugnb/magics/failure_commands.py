@@ -1,8 +1,8 @@
 """Failed tasks in the notebook: grouped tracebacks in IPython's colours, `%jug failures`, `%jug retry`.
 
 A task is *failed* when its latest run raised (or its worker died) and it has no result
-(:meth:`jugnb.status.StatusReader.read`). Failures are grouped by how they failed
-(:func:`jugnb.tracebacks.group_failures`): one traceback per group, then the task instances of the group.
+(:meth:`jugnb.status.reader.StatusReader.read`). Failures are grouped by how they failed
+(:func:`jugnb.workers.tracebacks.group_failures`): one traceback per group, then the group's task instances.
 Within one cell each failure is shown once, however many commands of the cell print failures.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from .. import tasks as task_ops
-from ..records import TaskRecord
-from ..status import StatusSnapshot
-from ..tracebacks import FailureGroup, Part, group_failures, plain, traceback_parts
+from ..session import tasks as task_ops
+from ..status.reader import StatusSnapshot
+from ..workers.records import TaskRecord
+from ..workers.tracebacks import FailureGroup, Part, group_failures, plain, traceback_parts
 from .commands import Command, latest_records, status_snapshot
 
 MAX_LISTED = 8
@@ -163,7 +163,10 @@ class RetryCommand(Command):
 
 
 def retry(magics: Any, records: list[TaskRecord]) -> int:
-    """Retry the tasks of ``records`` (:func:`jugnb.tasks.retry_failed`); return the workers started."""
+    """Retry the tasks of ``records``; return the number of workers started.
+
+    See :func:`jugnb.session.tasks.retry_failed`.
+    """
     from .worker_commands import pool_of
 
     pool = pool_of(magics)

@@ -10,10 +10,10 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
-from ..status import StatusSnapshot
-from ..workerenv import EXIT_STORE_LOST
-from ..workers import NotRunning, WorkerInfo, WorkerPool
+from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
+from ..status.reader import StatusSnapshot
+from ..workers.env import EXIT_STORE_LOST
+from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
 from .commands import Command, _add_selection, _selection
 from .views import Rendered
 
@@ -99,7 +99,7 @@ class ExecuteCommand(Command):
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
         options = execute_options(args)
         if args.dry_run:
-            from ..tasks import task_matcher
+            from ..session.tasks import task_matcher
             from .stale_commands import dry_run
 
             selected = options.name is not None or options.pattern is not None

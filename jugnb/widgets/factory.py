@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import tasks as task_ops
+from ..session import tasks as task_ops
 from .model import ProgressModel
 from .poller import GraphSource, StatusPoller
 from .progress import ProgressPanel
@@ -14,7 +14,9 @@ __all__ = ["progress_panel", "retry_failed"]
 
 
 def retry_failed(graph: Any, pool: Any = None) -> int:
-    """Run the failed tasks again: see :func:`jugnb.tasks.retry_failed` (workers start if none is alive).
+    """Run the failed tasks again (workers start if none is alive).
+
+    See :func:`jugnb.session.tasks.retry_failed`.
 
     Parameters
     ----------

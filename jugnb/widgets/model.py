@@ -1,8 +1,9 @@
 """Builds :class:`~jugnb.widgets.viewmodel.ProgressView` objects from what the poller reads.
 
-:class:`ProgressModel` turns a :class:`~jugnb.status.StatusSnapshot`, the pool's
-:class:`~jugnb.workers.WorkerInfo` and :class:`~jugnb.workers.PoolEvent` lists and new
-:class:`~jugnb.records.TaskRecord` objects into one view, remembering what rates, ETAs and events need.
+:class:`ProgressModel` turns a :class:`~jugnb.status.reader.StatusSnapshot`, the pool's
+:class:`~jugnb.workers.pool.WorkerInfo` and :class:`~jugnb.workers.pool.PoolEvent` lists and new
+:class:`~jugnb.workers.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
+need.
 
 This module imports neither ipywidgets nor IPython.
 
@@ -23,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..locks import HOST, process_alive
-from ..status import StatusSnapshot
-from ..tracebacks import plain, traceback_parts
+from ..status.reader import StatusSnapshot
+from ..workers.locks import HOST, process_alive
+from ..workers.tracebacks import plain, traceback_parts
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_duration
 
 __all__ = ["ProgressModel"]
@@ -98,7 +99,7 @@ class ProgressModel:
         self._events.append(EventRow(time.time() if when is None else when, kind, title, detail))
 
     def add_records(self, records: Iterable[Any], our_workers: Sequence[str] = ()) -> None:
-        """Take in new :class:`~jugnb.records.TaskRecord` objects: durations, other workers, failures."""
+        """Take in new :class:`~jugnb.workers.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
             if record.status == "retry":  # written by a kernel, not a worker
@@ -113,7 +114,7 @@ class ProgressModel:
                 self._events.append(_failure_event(record))
 
     def add_pool_events(self, events: Iterable[Any]) -> None:
-        """Take in :class:`~jugnb.workers.PoolEvent` objects (already seen ones are skipped)."""
+        """Take in :class:`~jugnb.workers.pool.PoolEvent` objects (already seen ones are skipped)."""
         for event in events:
             key = (event.time, event.kind, event.worker, event.pid)
             if event.time < self.since or key in self._seen_pool_events or event.kind not in _POOL_KINDS:
@@ -136,7 +137,7 @@ class ProgressModel:
         stale: Mapping[str, int] | None = None,
         stopped: str = "",
     ) -> ProgressView:
-        """Build the view of ``snapshot`` with ``workers`` (:class:`~jugnb.workers.WorkerInfo`, this pool's).
+        """Build the view of ``snapshot`` with this pool's ``workers`` (:class:`~.pool.WorkerInfo`).
 
         Parameters
         ----------
