@@ -14,7 +14,7 @@ from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..status.reader import StatusSnapshot
 from ..workers.env import EXIT_STORE_LOST
 from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from .commands import Command, _add_selection, _selection
+from .commands import Command, _add_selection, _selection, status_snapshot
 from .views import Rendered
 
 
@@ -154,7 +154,9 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         + (", detached" if args.detach else "")
         + ". `%jug wait` blocks until they finish."
     )
-    if not args.quiet:
+    if args.quiet:
+        magics.panel = None  # a panel of an earlier run must not stand for this one
+    else:
         magics.show_progress(pool)
     return None
 
@@ -212,7 +214,7 @@ class WaitCommand(Command):
         if pool is None:
             print("No workers are running.")
             return None
-        finished = pool.wait(args.timeout)
+        finished = _wait(magics, pool, args.timeout)
         if not finished:
             alive = sum(w.alive for w in pool.workers())
             print(f"Stopped waiting; {alive} workers are still running (`%jug workers`).")
@@ -225,16 +227,41 @@ class WaitCommand(Command):
         if magics.session.graph is None:  # a new kernel re-attached to workers before loading the jugfile
             print("Run the %%jugfile cells to see the status of their tasks.")
             return None
-        refresh_panel(magics)
+        refresh_panel(magics, pool)
         print_failures(magics)  # with a traceback per group; the status below lists no failure twice
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
 
 
-def refresh_panel(magics: Any) -> None:
-    """Bring the last progress panel up to date now, so that a saved notebook keeps its final state."""
+def _wait(magics: Any, pool: WorkerPool, timeout: float | None) -> bool:
+    """``pool.wait``, with a live progress line in terminal IPython."""
+    from .live import LiveLine, wants_live_line
+
+    if magics.session.graph is None or not wants_live_line(magics.shell):
+        return pool.wait(timeout)
+    line = LiveLine(lambda: status_snapshot(magics))
+    try:
+        return pool.wait(timeout, on_tick=line.tick)
+    finally:
+        line.finish()
+
+
+def refresh_panel(magics: Any, pool: Any = None) -> None:
+    """Bring the progress panel of ``pool``'s run up to date now: a saved notebook keeps its final state.
+
+    In terminal IPython, where a display cannot be updated in place, its final text is printed once.
+    """
     panel = getattr(magics, "panel", None)
-    if panel is not None and getattr(panel, "poller", None) is not None:
-        panel.poller.refresh()
+    if panel is None or getattr(panel, "poller", None) is None:
+        return
+    if pool is not None and panel.poller.pool is not pool:
+        return  # the panel of an earlier run (this one ran --quiet): its workers are not news
+    panel.poller.refresh()
+    if getattr(magics.shell, "kernel", None) is None:
+        panel.poller.stop()
+        from ..widgets.static import view_text
+
+        print(view_text(panel.view), end="")
+    else:
         panel.update_display()
 
 

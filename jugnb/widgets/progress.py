@@ -322,7 +322,8 @@ class ProgressPanel(widgets.VBox):
     def update_display(self) -> None:
         """Re-send the panel's display (its text/html fallback changes; the widget view stays the same)."""
         handle = getattr(self, "display_handle", None)
-        if handle is not None and self.comm is not None:
+        # Without a kernel (terminal IPython) an update would print the whole panel again, from any thread.
+        if handle is not None and getattr(self.comm, "kernel", None) is not None:
             handle.update(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:

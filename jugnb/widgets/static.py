@@ -130,6 +130,8 @@ def _text_events(events: tuple[EventRow, ...]) -> list[str]:
     lines = ["Events:"]
     for e in events:
         lines.append(f"  {_clock(e.time)} {e.kind}: {e.title}")
+        if e.kind == "failed":
+            continue  # its traceback is printed once, grouped, by `%jug wait` / `%jug failures`
         detail = e.detail.strip("\n").splitlines()
         if len(detail) > _DETAIL_LINES:
             detail = ["..."] + detail[-_DETAIL_LINES:]

@@ -152,6 +152,7 @@ class Worker:
             options = parse(["execute", self.snapshot, "--jugdir", jugdir, *self.args.execute_args])
             self._register_hooks(options)
             code = self._execute(options)
+            task_failed = code == EXIT_FAILED and self.recorder.nr_failed > 0  # --keep-going
         except Reload:
             self._exec_again()
         except Stop as stop:

@@ -332,13 +332,15 @@ class WorkerPool(LoggingConfigurable):
                 new.append(event)
         return new
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None, on_tick: Callable[[], Any] | None = None) -> bool:
         """Block until every worker has exited; an interrupt (KeyboardInterrupt) only stops the waiting.
 
         Parameters
         ----------
         timeout : float, optional
             Seconds; ``None`` waits for as long as it takes.
+        on_tick : callable, optional
+            Called about every ``2 * poll_interval`` seconds while waiting (e.g. a live progress line).
 
         Returns
         -------
@@ -355,6 +357,8 @@ class WorkerPool(LoggingConfigurable):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
+                if on_tick is not None:
+                    on_tick()
                 waiters[0].join(min(self.poll_interval * 2, left) if left is not None else 0.2)
         except KeyboardInterrupt:
             return False
