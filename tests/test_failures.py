@@ -15,9 +15,8 @@ from IPython.utils.capture import capture_output
 
 from jugnb.notebook.jugfile import Fragment, assemble
 from jugnb.status.reader import NameCounts, StatusReader, StatusSnapshot
-from jugnb.widgets.model import ProgressModel
-from jugnb.workers.records import RecordLog, TaskRecord
-from jugnb.workers.tracebacks import (
+from jugnb.status.records import RecordLog, TaskRecord
+from jugnb.status.tracebacks import (
     cell_locator,
     extract_frames,
     group_failures,
@@ -25,6 +24,7 @@ from jugnb.workers.tracebacks import (
     task_label,
     traceback_parts,
 )
+from jugnb.widgets.model import ProgressModel
 
 # Task 0 fails at once; the slow ones keep a second worker busy, so that it is alive when the first fails.
 MIXED = """\
@@ -98,7 +98,7 @@ def failure(
 
 
 def test_traceback_parts_hide_internal_frames_unless_full(monkeypatch: pytest.MonkeyPatch) -> None:
-    import jugnb.workers.tracebacks as tb
+    import jugnb.status.tracebacks as tb
 
     monkeypatch.setattr(tb, "_INTERNAL", ("/x/site-packages/jug/",))
     text = plain(traceback_parts(failure("a")))

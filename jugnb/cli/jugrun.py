@@ -25,13 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..backends.spec import kind_of, open_store, save_dict_store
+from ..backends import persist, select, store_lost_errors
 from ..errors import JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.jugfile import Jugfile
 from ..notebook.project import Project
 from ..session.loader import import_error, quiet_import_log
-from ..workers.env import store_lost_errors
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
 RETRY_VARIABLE = "JUGNB_STORE_RETRY"
@@ -214,18 +213,18 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
     except store_lost_errors() as lost:
-        raise JugnbError(str(lost) + _left_locks(opened, argv)) from None
+        raise JugnbError(str(lost) + _left_locks(opened, jugdir)) from None
     finally:
         if opened is not None:
-            save_dict_store(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
+            persist(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
         if store is not None:
             store.close()
     return int(retval or 0)
 
 
-def _left_locks(store: Any, argv: list[str]) -> str:
+def _left_locks(store: Any, jugdir: str) -> str:
     """Say which task locks a lost redis server may still hold for this process, and how to clear them."""
-    held = sorted(getattr(getattr(store, "redis", None), "held_locks", ()))
+    held = select(jugdir).held_locks(store) if store is not None else []
     if not held:
         return ""
     shown = ", ".join(h[:12] for h in held)
@@ -246,15 +245,8 @@ def _open_store(jugdir: str) -> Any:
     StoreError
         If the store cannot be opened.
     """
-    kind = kind_of(jugdir)
-    if kind == "redis":
-        from ..backends.redis_store import WORKER_RETRY
-
-        retry = float(os.environ.get(RETRY_VARIABLE) or WORKER_RETRY)
-        return open_store(jugdir, fatal=True, retry_for=retry)
-    if kind == "dict_store_file":
-        return open_store(jugdir)
-    return None
+    retry = os.environ.get(RETRY_VARIABLE)
+    return select(jugdir).open_for_jug(float(retry) if retry else None)
 
 
 def install_saver(store: Any, every: float = 5.0) -> None:
@@ -268,7 +260,7 @@ def install_saver(store: Any, every: float = 5.0) -> None:
 
     def save(_task: Any) -> None:
         if time.monotonic() - last[0] >= every:
-            save_dict_store(store)
+            persist(store)
             last[0] = time.monotonic()
 
     if getattr(store, "backend", None) is not None:

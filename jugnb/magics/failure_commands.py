@@ -2,7 +2,7 @@
 
 A task is *failed* when its latest run raised (or its worker died) and it has no result
 (:meth:`jugnb.status.reader.StatusReader.read`). Failures are grouped by how they failed
-(:func:`jugnb.workers.tracebacks.group_failures`): one traceback per group, then the group's task instances.
+(:func:`jugnb.status.tracebacks.group_failures`): one traceback per group, then the group's task instances.
 Within one cell each failure is shown once, however many commands of the cell print failures.
 """
 
@@ -14,9 +14,10 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..session import tasks as task_ops
 from ..status.reader import StatusSnapshot
-from ..workers.records import TaskRecord
-from ..workers.tracebacks import FailureGroup, Part, group_failures, plain, traceback_parts
-from .commands import Command, latest_records, status_snapshot
+from ..status.records import TaskRecord
+from ..status.tracebacks import FailureGroup, Part, group_failures, plain, traceback_parts
+from .command import Command, latest_records, status_snapshot
+from .pools import pool_of
 
 MAX_LISTED = 8
 
@@ -115,6 +116,15 @@ def _group_text(magics: Any, number: int, group: FailureGroup, full: bool, trace
     return text
 
 
+def print_failures(
+    magics: Any, snapshot: StatusSnapshot | None = None, *, tracebacks: bool = True, full: bool = False
+) -> None:
+    """Print the failed tasks not shown yet in this cell, grouped, with one traceback per group."""
+    text = failure_report(magics, failed_records(magics, snapshot), full=full, tracebacks=tracebacks)
+    if text:
+        print(text, end="")
+
+
 class FailuresCommand(Command):
     """Show the failed tasks, grouped by how they failed, with one traceback per group."""
 
@@ -167,8 +177,6 @@ def retry(magics: Any, records: list[TaskRecord]) -> int:
 
     See :func:`jugnb.session.tasks.retry_failed`.
     """
-    from .worker_commands import pool_of
-
     pool = pool_of(magics)
     _, started = task_ops.retry_failed(magics.graph, [r.hash for r in records], pool)
     panel = getattr(magics, "panel", None)

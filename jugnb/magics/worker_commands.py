@@ -10,11 +10,13 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
-from ..status.reader import StatusSnapshot
 from ..workers.env import EXIT_STORE_LOST
-from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from .commands import Command, _add_selection, _selection, status_snapshot
+from ..workers.pool import WorkerInfo, WorkerPool
+from .command import Command, add_selection, selection, status_snapshot
+from .failure_commands import print_failures
+from .pools import pool_of
 from .views import Rendered
 
 
@@ -28,27 +30,10 @@ def default_jobs() -> int:
 
 def execute_options(args: Any) -> ExecuteOptions:
     """Jug execute's options from parsed ``%jug execute`` arguments."""
-    name, pattern = _selection(args)
+    name, pattern = selection(args)
     return ExecuteOptions(
         name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
     )
-
-
-def pool_of(magics: Any) -> WorkerPool | None:
-    """Return this kernel's worker pool: the one it started, or one re-attached from the state file."""
-    pool: WorkerPool | None = getattr(magics, "_pool", None)
-    if pool is None:
-        session = magics.session
-        try:
-            pool = WorkerPool.reattach(
-                session.project.state_dir, session.project.module, parent=magics, jugdir=session.jugdir.spec
-            )
-        except NotRunning:
-            return None
-        magics._pool = pool
-        magics.shell.configurables.append(pool)
-        print(f"Re-attached to {sum(w.alive for w in pool.workers())} running workers of {pool.module}.")
-    return pool
 
 
 class ExecuteCommand(Command):
@@ -81,7 +66,7 @@ class ExecuteCommand(Command):
             action="store_true",
             help="List what would run, by task name and reason, with the expected cost; run nothing.",
         )
-        _add_selection(parser, required=False)
+        add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
         parser.add_argument(
@@ -114,9 +99,10 @@ class ExecuteCommand(Command):
 
 def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
-    if not session.jugdir.shareable:
+    backend = select(session.jugdir.spec)
+    if not backend.supports_workers:
         msg = (
-            f"{session.jugdir.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
+            f"{backend.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
             "kernel, or a jugdir on disk or in redis."
         )
         raise UsageError(msg)
@@ -263,17 +249,6 @@ def refresh_panel(magics: Any, pool: Any = None) -> None:
         print(view_text(panel.view), end="")
     else:
         panel.update_display()
-
-
-def print_failures(
-    magics: Any, snapshot: StatusSnapshot | None = None, *, tracebacks: bool = True, full: bool = False
-) -> None:
-    """Print the failed tasks not shown yet in this cell, grouped, with one traceback per group."""
-    from .failure_commands import failed_records, failure_report
-
-    text = failure_report(magics, failed_records(magics, snapshot), full=full, tracebacks=tracebacks)
-    if text:
-        print(text, end="")
 
 
 class StopCommand(Command):

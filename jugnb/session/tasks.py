@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.spec import save_dict_store
+from ..backends import persist
 from ..errors import JugnbError
 
 
@@ -118,7 +118,7 @@ def invalidate(
         store.remove_many([t.hash() for t in doomed])
         for t in doomed:
             t.unload()
-        save_dict_store(store)
+        persist(store)
     return Removal(counts, dry_run=dry_run)
 
 
@@ -149,7 +149,7 @@ def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: boo
     elif mode == "failed-only":
         locks = _remove_failed_locks(store, dry_run)
     if not dry_run:
-        save_dict_store(store)
+        persist(store)
     return Removal(results, locks, dry_run)
 
 
@@ -236,7 +236,7 @@ def retry_failed(graph: Any, hashes: Iterable[str] | None = None, pool: Any = No
     import time
 
     from ..errors import StoreError
-    from ..workers.records import RecordLog, TaskRecord
+    from ..status.records import RecordLog, TaskRecord
 
     try:
         records = RecordLog.for_jugdir(graph.jugdir.spec, graph.store)

@@ -10,7 +10,7 @@ The states are those of ``jug status`` (``jug/subcommands/status.py``), decided 
 3. **failed**: it is locked and the lock is marked failed (``file_keepalive``: not kept alive for 30 min);
 4. **active**: it is locked;
 5. **failed** too, unless ``jug_states``: jugnb's task records say its latest run raised (or its worker
-   died), see :meth:`jugnb.workers.records.RecordLog.failed_hashes`. jug itself forgets a failure once the
+   died), see :meth:`jugnb.status.records.RecordLog.failed_hashes`. jug itself forgets a failure once the
    failing worker releases the lock (without ``--keep-failed``) and shows such a task as ready; it is
    retried by the next ``execute`` either way;
 6. **ready**: otherwise.
@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..backends.readers import FAILED, LOCKED, BoolArray, LockArray, make_reader
+from ..backends import make_reader
+from ..backends.readers import FAILED, LOCKED, BoolArray, LockArray
 from ..errors import StoreError
-from ..workers.records import RecordLog
+from .records import RecordLog
 
 __all__ = ["STATES", "NameCounts", "StatusReader", "StatusSnapshot"]
 

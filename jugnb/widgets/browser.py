@@ -25,8 +25,8 @@ from traitlets import Int
 from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
 from ..status.reader import STATES, StatusReader
-from ..workers.records import RecordLog
-from ..workers.tracebacks import plain, traceback_parts
+from ..status.records import RecordLog
+from ..status.tracebacks import plain, traceback_parts
 from ._subshell import route_to_subshell
 from .browsing import TaskEntry, argument_summary, list_entries, result_size, task_names
 from .viewmodel import format_bytes, format_duration

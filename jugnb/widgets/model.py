@@ -2,7 +2,7 @@
 
 :class:`ProgressModel` turns a :class:`~jugnb.status.reader.StatusSnapshot`, the pool's
 :class:`~jugnb.workers.pool.WorkerInfo` and :class:`~jugnb.workers.pool.PoolEvent` lists and new
-:class:`~jugnb.workers.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
+:class:`~jugnb.status.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
 need.
 
 This module imports neither ipywidgets nor IPython.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..status.reader import StatusSnapshot
+from ..status.tracebacks import plain, traceback_parts
 from ..workers.locks import HOST, process_alive
-from ..workers.tracebacks import plain, traceback_parts
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_duration
 
 __all__ = ["ProgressModel"]
@@ -99,7 +99,7 @@ class ProgressModel:
         self._events.append(EventRow(time.time() if when is None else when, kind, title, detail))
 
     def add_records(self, records: Iterable[Any], our_workers: Sequence[str] = ()) -> None:
-        """Take in new :class:`~jugnb.workers.records.TaskRecord` objects: durations, others, failures."""
+        """Take in new :class:`~jugnb.status.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
             if record.status == "retry":  # written by a kernel, not a worker

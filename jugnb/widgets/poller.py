@@ -29,7 +29,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..errors import StoreError
 from ..status.reader import StatusReader, StatusSnapshot
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from .model import ProgressModel
 from .viewmodel import ProgressView
 

@@ -9,7 +9,7 @@ exception and its traceback are seen where they happen, before jug's own handlin
 
 A worker stopped or drained mid-task (``SystemExit``, ``KeyboardInterrupt``) writes an ``"interrupted"``
 record without any traceback: a stopped task is not a failed one. A failure's record holds its frames,
-mapped to ``%%jugfile`` cells (:mod:`jugnb.workers.tracebacks`), and the task instance with its arguments.
+mapped to ``%%jugfile`` cells (:mod:`jugnb.status.tracebacks`), and the task instance with its arguments.
 
 Within one execute (one pool: worker ids ``<pool_id>.<n>``), a task that failed is not run again by another
 worker: :meth:`TaskRecorder.pre_execute` skips it (``skip_failed_in_run``; the worker's ``--rerun-failed``
@@ -35,9 +35,9 @@ from typing import Any
 
 from ..session.tasks import task_hex
 from ..staleness.fingerprint import FingerprintStore, TaskFingerprinter
+from ..status.records import RecordLog, TaskRecord
+from ..status.tracebacks import extract_frames, task_label
 from .heartbeat import Heartbeat
-from .records import RecordLog, TaskRecord
-from .tracebacks import extract_frames, task_label
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ _MARKER = re.compile(r"^# %%jugfile cell (\d+) · (name|id) (.*)$")
 _MARKER_BARE = re.compile(r"^# %%jugfile cell (\d+)$")
 # Frames in these packages are jugnb's and jug's machinery, not the user's code.
 _INTERNAL = tuple(
-    os.path.dirname(os.path.abspath(str(p))) + os.sep for p in (__file__, __import__("jug").__file__)
+    os.path.dirname(os.path.abspath(str(p))) + os.sep
+    for p in (os.path.dirname(__file__), __import__("jug").__file__)  # the jugnb and jug packages
 )
 # (kind, text): kinds are "text", "file", "lineno", "name", "source", "exc_type", "exc_message".
 Part = tuple[str, str]
