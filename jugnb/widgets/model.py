@@ -256,7 +256,7 @@ def _failure_event(record: Any) -> EventRow:
         title = f"{record.name} was killed with worker {record.worker} (pid {record.pid}, {record.host})"
         return EventRow(record.end or record.start, "killed", title, record.exc_message or "")
     who = record.label or record.name
-    title = f"{who} failed on {record.worker}: {record.exc_type}: {record.exc_message}"
+    title = f"{who} failed: {record.exc_type}: {record.exc_message}"  # no worker id: saved notebooks
     detail = plain(traceback_parts(record))
     if record.output_tail:
         detail += "\n--- output (last lines) ---\n" + record.output_tail

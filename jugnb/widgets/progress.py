@@ -330,8 +330,9 @@ class ProgressPanel(widgets.VBox):
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if getattr(self.comm, "kernel", None) is None:
             data.pop(_WIDGET_VIEW, None)  # no widget manager can draw it: terminal IPython, plain Python
-        data["text/plain"] = view_text(self.view)
-        data["text/html"] = view_html(self.view)
+        # What notebooks save and terminals print: nothing that changes between runs (see widgets.static).
+        data["text/plain"] = view_text(self.view, saved=True)
+        data["text/html"] = view_html(self.view, saved=True)
         return data
 
 
