@@ -16,9 +16,9 @@ This module imports neither ipywidgets nor IPython.
 from __future__ import annotations
 
 import html
-import os
 import time
 
+from ..status.render import relative_store
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_bytes, format_duration
 
 __all__ = ["BAR_STATES", "view_html", "view_text"]
@@ -77,16 +77,6 @@ def _header(view: ProgressView, saved: bool = False) -> str:
         return f"jug progress ({state}) · {relative_store(view.store)}"
     stamp = time.strftime("%H:%M:%S", time.localtime(view.taken_at)) if view.taken_at else "–"
     return f"jug progress ({state}) · {view.store} · {stamp}"
-
-
-def relative_store(store: str) -> str:
-    """Make a store description's folder relative to the working directory (outside it: its name only)."""
-    prefix, sep, path = store.partition(":") if store.startswith("file_keepalive:") else ("", "", store)
-    if not os.path.isabs(path):
-        return store
-    relative = os.path.relpath(path)
-    shown = relative if not relative.startswith("..") else os.path.basename(path.rstrip(os.sep))
-    return f"{prefix}{sep}{shown}"
 
 
 def _summary(view: ProgressView, saved: bool) -> str:
