@@ -121,9 +121,8 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     if pool is not None and args.add and running:
         started = pool.add(jobs)
     else:
-        pool = WorkerPool(
-            session.project.state_dir, session.project.module, parent=magics, rerun_failed=args.rerun_failed
-        )
+        overrides = {"rerun_failed": True} if args.rerun_failed else {}  # else %config WorkerPool decides
+        pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics, **overrides)
         started = pool.start(
             jobs,
             jugdir=session.jugdir.spec,

@@ -22,6 +22,7 @@ Configuration (``%config WorkerPool`` in a kernel)::
     c.WorkerPool.shutdown_timeout = 10.0   # s to drain at kernel exit before killing
     c.WorkerPool.replace_dead = True
     c.WorkerPool.max_replacements = 4
+    c.WorkerPool.rerun_failed = False       # another worker may run a task that failed in this execute
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ class WorkerPool(LoggingConfigurable):
     rerun_failed = Bool(
         False,
         help="Let another worker run again a task that failed earlier in this execute (default: a failed "
-        "task waits for the next execute).",
-    ).tag(to_dict=True)
+        "task waits for the next execute or `%jug retry`). `%jug execute --rerun-failed` sets it per run.",
+    ).tag(config=True, to_dict=True)
     pool_id = Unicode(help="Random id; worker ids are '<pool_id>.<n>'.").tag(to_dict=True)
     host = Unicode(help="Host the workers run on.").tag(to_dict=True)
 
