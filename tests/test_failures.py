@@ -265,3 +265,20 @@ def test_stop_now_is_stopped_not_failed(ip: InteractiveShell) -> None:
     assert counts == Counter({("nap", "interrupted"): 2})
     log = RecordLog.for_jugdir(str(Path("work.jugdata").resolve()))
     assert all(r.traceback is None and r.exc_type is None for r in log.read_new())
+
+
+def test_panel_retry_failed_button_works_without_keep_failed(ip: InteractiveShell) -> None:
+    ip.run_cell(MIXED, cell_id="m")
+    jug(ip, "execute -j 2 --keep-going")  # shows the panel
+    jug(ip, "wait --timeout 120")
+    panel = ip.magics_manager.registry["JugMagics"].panel
+    assert panel.total_row.row.failed == 5 and not panel.buttons["retry_failed"].disabled
+    Path("fixed.flag").write_text("")
+    panel.buttons["retry_failed"].click()
+    assert panel.wait_for_actions(timeout=30)
+    counts = records_by_status("work.jugdata")
+    assert counts[("explode", "retry")] == 5  # marked for a new run: no --keep-failed lock was needed
+    jug(ip, "wait --timeout 120")  # the pool's workers were started again
+    assert ip.run_line_magic("jug", "check") is True
+    panel.poller.refresh()
+    assert (panel.total_row.row.failed, panel.total_row.row.complete) == (0, 9)
