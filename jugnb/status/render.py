@@ -111,7 +111,8 @@ def _html_row(row: NameCounts, cell: str) -> str:
 
 def relative_store(store: str) -> str:
     """Make a store description's folder relative to the working directory (outside it: its name only)."""
-    prefix, sep, path = store.partition(":") if store.startswith("file_keepalive:") else ("", "", store)
+    # A kind prefix ("kind:/abs/path") stays; URLs ("redis://host") and relative paths are shown as they are.
+    prefix, sep, path = store.partition(":") if ":/" in store and "://" not in store else ("", "", store)
     if not os.path.isabs(path):
         return store
     relative = os.path.relpath(path)
