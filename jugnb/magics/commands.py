@@ -56,17 +56,25 @@ class InvalidateCommand(Command):
             help="Select the results computed by code that changed since (with --target etc.: "
             "only those of the matching task names).",
         )
+        parser.add_argument(
+            "--hash",
+            help="The one task with this hash (its first 6+ hex digits), e.g. one whose result cannot be "
+            "loaded.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         name, pattern = selection(args)
-        if not args.stale and name is None and pattern is None:
+        if not args.stale and name is None and pattern is None and args.hash is None:
             raise UsageError(
-                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale."
+                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT, --hash HEX or "
+                "--stale."
             )
         matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
-        if args.stale:
+        if args.hash is not None:
+            selected = [_task_by_hash(graph, args.hash)]
+        elif args.stale:
             selected, _ = stale_selection(magics, matcher)
         else:
             selected = [t for t in graph.tasks if matcher is not None and matcher(t.name)]
@@ -76,6 +84,14 @@ class InvalidateCommand(Command):
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))
+
+
+def _task_by_hash(graph: LoadedGraph, prefix: str) -> Any:
+    from ..session.inkernel import find_task
+
+    if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix.lower()):
+        raise UsageError(f"--hash {prefix!r}: give at least 6 hex digits of the task's hash.")
+    return find_task(graph.tasks, prefix.lower())
 
 
 class CleanupCommand(Command):
@@ -230,7 +246,7 @@ class ConfigCommand(Command):
                 str(session.jugdir),
                 f"{jugdir_source}; configured as {redact(spec)!r}" if "%" in spec else jugdir_source,
             ),
-            ("state folder", str(session.project.state_dir), "beside the notebook"),
+            ("state folder", str(session.project.state_dir), magics.state_dir_source()),
             ("show_summary", str(magics.show_summary), "%config JugMagics.show_summary"),
         ]
         width = max(len(r[0]) for r in rows)

@@ -33,6 +33,12 @@ class StatusCommand(Command):
             help="Count exactly as `jug status` does: a task whose run failed (without --keep-failed) "
             "counts as ready, not failed.",
         )
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Also load every stored result once, to find those that cannot be loaded (truncated, "
+            "damaged, or pickling a class the code no longer has); reads every result.",
+        )
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
@@ -45,6 +51,7 @@ class StatusCommand(Command):
         notes = [failed_note(snapshot.total.failed)]
         if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
             notes.append(stale_note(current_staleness(magics, graph, snapshot)))
+        notes += [str(failure) for failure in _unloadable(magics, graph, args.verify)]
         if graph.barrier is not None:
             notes.append(
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
@@ -64,3 +71,15 @@ def failed_note(failed: int) -> str:
         f"{which} failed: the last run raised. The next `%jug execute` runs them again; "
         "`%jug failures` shows the tracebacks, `%jug retry` reruns them now."
     )
+
+
+def _unloadable(magics: Any, graph: Any, verify: bool) -> list[Any]:
+    """Results that exist but cannot be loaded: found before, named by workers, or (verify) any."""
+    from ..errors import StoreError
+    from ..session.unloadable import known_unloadable
+
+    try:
+        messages = [r.exc_message or "" for r in latest_records(magics, graph).values() if r.failed]
+    except StoreError:
+        messages = []
+    return known_unloadable(graph.jugdir, graph.tasks, messages, verify=verify)

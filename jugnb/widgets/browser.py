@@ -24,6 +24,7 @@ from traitlets import Int
 
 from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
+from ..session.unloadable import load_by_hash
 from ..status.reader import STATES, StatusReader
 from ..status.records import RecordLog
 from ..status.tracebacks import plain, traceback_parts
@@ -251,7 +252,7 @@ class TaskBrowser(widgets.VBox):
         """Display the selected task's value in the output area (asks first when it is large)."""
         if self._too_big(force, lambda: self.show_value(force=True)):
             return
-        value = self._graph.store.load(self._entry().hash)
+        value = self._load()
         self.output.outputs = ()  # not clear_output(): that enters `with output:`
         self.output.append_display_data(value)
         self._say(f"Value of {self._entry().name} ({type(value).__name__}).")
@@ -269,9 +270,14 @@ class TaskBrowser(widgets.VBox):
             raise JugnbError(f"`{name}` is not a valid variable name: use letters, digits and underscores.")
         if self.namespace is None or self._too_big(force, lambda: self.assign(force=True)):
             return
-        value = self._graph.store.load(self._entry().hash)
+        value = self._load()
         self.namespace[name] = value
         self._say(f"Assigned the value of {self._entry().name} to `{name}` ({type(value).__name__}).")
+
+    def _load(self) -> Any:
+        # A result that exists but cannot be loaded is named with its hash, location and fix (no traceback).
+        entry, graph = self._entry(), self._graph
+        return load_by_hash(graph.store, graph.jugdir, entry.name, entry.hash)
 
     def _too_big(self, force: bool, again: Callable[[], Any]) -> bool:
         self._task()
