@@ -50,6 +50,8 @@ def strip_widgets(notebook: Any) -> None:
                 del data[WIDGET_VIEW]
                 if set(data) <= {"text/plain"}:
                     continue  # only the widget's repr (``TaskBrowser(children=...)``) is left
+            elif "jugnb-static-fallback" in str(data.get("text/html", "")):
+                continue  # the panel's fallback output: the panel's own static HTML is kept above
             kept.append(output)
         cell.outputs = kept
 

@@ -157,7 +157,7 @@ def test_records_feed_eta_events_and_other_workers(make_graph: Callable[[int], A
     log.append(failed)
     poller.tick()
     assert panel.events.accordion.titles[-1].endswith(
-        "failed: squares.square failed on other.0: ZeroDivisionError: division by zero"
+        "failed: squares.square failed: ZeroDivisionError: division by zero"
     )
     assert "ZeroDivisionError" in panel.events.accordion.children[-1].value
     log.close()

@@ -176,7 +176,7 @@ def test_failures_and_pool_events_become_events() -> None:
     model.add_pool_events([died])  # seen already
     events = model.view(snap(NameCounts("g.f", 0, 0, 1, 0, 0))).events
     assert [e.kind for e in events] == ["failed", "killed", "died"]
-    assert events[0].title == "g.f failed on pool.0: ValueError: bad x"
+    assert events[0].title == "g.f failed: ValueError: bad x"
     assert "ValueError: bad x" in events[0].detail and "printed" in events[0].detail
     assert events[2].title == "worker pool.1 (pid 7) was killed by SIGKILL; last lines of its log"
     assert events[2].detail == "log line"
@@ -441,7 +441,8 @@ def test_mimebundle_has_text_and_static_html_of_the_same_view() -> None:
     assert set(bundle) == {"text/plain", "text/html"}
     assert "VBox" not in bundle["text/plain"] and "VBox" not in bundle["text/html"]
     text = bundle["text/plain"]
-    assert "g.score" in text and "/data/grid.jugdata" in text and "Total" in text
+    # saved outputs hold no machine path (a folder outside the working directory shows by its name)
+    assert "g.score" in text and "grid.jugdata" in text and "/data/" not in text and "Total" in text
     parser = _Text()
     parser.feed(bundle["text/html"])
     assert "script" not in parser.tags

@@ -71,8 +71,9 @@ def test_saved_widget_state_shows_the_final_counts(
         assert any(v.startswith(shown) for v in values), (shown, values)
     assert not any("waiting for the first status read" in v for v in values)
     # The display's static fallback was updated to the final view too (nbconvert, GitHub keep it).
-    display = notebook.cells[2].outputs[-1]
+    display = notebook.cells[2].outputs[-2]  # the last output is the fallback shown where widgets cannot be
     assert "application/vnd.jupyter.widget-view+json" in display["data"]
+    assert "All 21 tasks complete" in notebook.cells[2].outputs[-1]["data"]["text/html"]
     assert "All 21 tasks complete" in display["data"]["text/html"]
     assert "All 21 tasks complete" in display["data"]["text/plain"]
 

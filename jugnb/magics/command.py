@@ -74,7 +74,7 @@ def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
     """Return the status reader of ``graph``, kept per graph: refreshes are incremental (thread-safe)."""
     reader = getattr(magics, "_status_reader", None)
     if reader is None or reader[0] is not graph:
-        reader = (graph, StatusReader(graph.tasks, graph.store))
+        reader = (graph, StatusReader.for_graph(graph))
         magics._status_reader = reader
     return reader[1]
 

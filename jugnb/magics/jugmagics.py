@@ -35,7 +35,13 @@ from ..notebook.project import Project, jugrc_state_dir, resolve_state_root
 from ..session.kernel import NotebookSession
 from ..session.loader import LoadedGraph
 from ..session.reproduce import ReproducibilityCheck
-from . import commands, stale_commands, status_command, worker_commands  # noqa: F401 - they register
+from . import (  # noqa: F401 - they register their subcommands
+    commands,
+    failure_commands,
+    stale_commands,
+    status_command,
+    worker_commands,
+)
 from ._args import jugfile_cell_args
 from .command import forget_status, get, status_reader, summary_line
 from .namespace import shell_functions
@@ -104,6 +110,7 @@ class JugMagics(Magics):
         self.reproducibility = ReproducibilityCheck()
         self.panel: Any = None  # the last progress panel shown
         self._status_reader: Any = None
+        self._cell_serial = 0
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell_id)
             shell.user_ns.update(shell_functions(self))
@@ -208,9 +215,10 @@ class JugMagics(Magics):
         In [3]: %jug invalidate --name score --dry-run
         In [4]: %jug cleanup --dry-run
         """
-        # POSIX quoting, as in a shell: `--pattern "a b"` is one value, `--name ""` an empty one.
+        # POSIX quoting, as in a shell: `--pattern "a b"` is one value, `--name ""` an empty one; and
+        # `# ...` after the command is a comment, as after Python code (`%jug execute -j 2  # two workers`).
         try:
-            words = shlex.split(line)
+            words = shlex.split(line, comments=True)
         except ValueError as err:  # an unclosed quote
             raise UsageError(f"%jug {line}: {err}.") from None
         args = self.jug.parser.parse_args(words)
@@ -291,6 +299,7 @@ class JugMagics(Magics):
 
     def _remember_cell_id(self, info: Any) -> None:
         self._cell_id = getattr(info, "cell_id", None)
+        self._cell_serial += 1  # failures are shown once per cell
 
     def _reload_past_barrier(self) -> None:
         try:

@@ -8,10 +8,11 @@ from typing import Any
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..status.render import status_html, status_text
-from .command import Command, latest_records, status_snapshot
+from .command import Command, latest_records, status_reader
+from .failure_commands import print_failures
+from .pools import pool_of
 from .stale_commands import current_staleness, stale_note
 from .views import Rendered
-from .worker_commands import pool_of, print_failures
 
 
 class StatusCommand(Command):
@@ -27,6 +28,12 @@ class StatusCommand(Command):
             help="Show the live progress panel instead (it updates while other cells run).",
         )
         parser.add_argument(
+            "--jug-states",
+            action="store_true",
+            help="Count exactly as `jug status` does: a task whose run failed (without --keep-failed) "
+            "counts as ready, not failed.",
+        )
+        parser.add_argument(
             "--verify",
             action="store_true",
             help="Also load every stored result once, to find those that cannot be loaded (truncated, "
@@ -37,11 +44,11 @@ class StatusCommand(Command):
         graph = magics.graph
         if args.watch:
             return magics.show_progress(pool_of(magics))
-        snapshot = status_snapshot(magics, graph)
+        snapshot = status_reader(magics, graph).read(jug_states=args.jug_states)
         text, table = status_text(snapshot, short=args.short), status_html(snapshot)
         # One read of the store serves the table, the failures and the stale counts.
-        print_failures(magics, snapshot)
-        notes = []
+        print_failures(magics, snapshot, tracebacks=False)
+        notes = [failed_note(snapshot.total.failed)]
         if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
             notes.append(stale_note(current_staleness(magics, graph, snapshot)))
         notes += [str(failure) for failure in _unloadable(magics, graph, args.verify)]
@@ -53,6 +60,17 @@ class StatusCommand(Command):
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)
+
+
+def failed_note(failed: int) -> str:
+    """Explain failed tasks in the status output (``""`` when there are none)."""
+    if not failed:
+        return ""
+    which = "1 task is" if failed == 1 else f"{failed} tasks are"
+    return (
+        f"{which} failed: the last run raised. The next `%jug execute` runs them again; "
+        "`%jug failures` shows the tracebacks, `%jug retry` reruns them now."
+    )
 
 
 def _unloadable(magics: Any, graph: Any, verify: bool) -> list[Any]:

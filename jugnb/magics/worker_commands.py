@@ -13,11 +13,11 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..backends import select
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
-from ..status.reader import StatusSnapshot
-from ..status.records import TaskRecord
 from ..workers.env import EXIT_STORE_LOST
-from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from .command import Command, add_selection, latest_records, selection, status_snapshot
+from ..workers.pool import WorkerInfo, WorkerPool
+from .command import Command, add_selection, selection, status_snapshot
+from .failure_commands import print_failures
+from .pools import pool_of
 from .views import Rendered
 
 
@@ -35,37 +35,6 @@ def execute_options(args: Any) -> ExecuteOptions:
     return ExecuteOptions(
         name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
     )
-
-
-def pool_of(magics: Any) -> WorkerPool | None:
-    """Return this kernel's worker pool: the one it started, or one re-attached from the state file."""
-    pool: WorkerPool | None = getattr(magics, "_pool", None)
-    if pool is None:
-        session = magics.session
-        try:
-            pool = WorkerPool.reattach(
-                session.project.state_dir, session.project.module, parent=magics, jugdir=session.jugdir.spec
-            )
-        except NotRunning:
-            return None
-        if pool.leftover():
-            _stop_leftovers(pool)
-            return None
-        magics._pool = pool
-        magics.shell.configurables.append(pool)
-        print(f"Re-attached to {sum(w.alive for w in pool.workers())} running workers of {pool.module}.")
-    return pool
-
-
-def _stop_leftovers(pool: WorkerPool) -> None:
-    """Stop the workers a previous kernel started without ``--detach`` (they are stopping on their own)."""
-    pids = [w.pid for w in pool.workers() if w.alive]
-    print(
-        f"{_plural(len(pids), 'worker')} (pids {', '.join(map(str, pids))}) of a previous kernel (pid "
-        f"{pool.kernel_pid}, gone) are still stopping: they were not started with --detach, so a kernel "
-        "restart ends them. Stopping them now and releasing their locks; `%jug execute` starts new ones."
-    )
-    pool.stop(now=True)
 
 
 class ExecuteCommand(Command):
@@ -101,6 +70,12 @@ class ExecuteCommand(Command):
         add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
+        parser.add_argument(
+            "--rerun-failed",
+            action="store_true",
+            help="Let another worker run again a task that failed earlier in this execute (by default a "
+            "failed task is left failed until the next execute or `%%jug retry`).",
+        )
         parser.add_argument(
             "--aggressive-unload", action="store_true", help="Unload results from memory eagerly."
         )
@@ -150,7 +125,8 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     if pool is not None and args.add and running:
         started = pool.add(jobs)
     else:
-        pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics)
+        overrides = {"rerun_failed": True} if args.rerun_failed else {}  # else %config WorkerPool decides
+        pool = WorkerPool(session.project.state_dir, session.project.module, parent=magics, **overrides)
         started = pool.start(
             jobs,
             jugdir=session.jugdir.spec,
@@ -161,12 +137,15 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         # Kept only once started: a pool whose start failed must not answer a later %jug wait or stop.
         magics.shell.configurables.append(pool)
         magics._pool = pool
+    # No pids here: a saved notebook's outputs must not change from run to run (`%jug workers` lists them).
     print(
-        f"Started {_plural(len(started), 'worker')} (pids {', '.join(str(w.pid) for w in started)})"
+        f"Started {_plural(len(started), 'worker')}"
         + (", detached" if args.detach else "")
         + ". `%jug wait` blocks until they finish."
     )
-    if not args.quiet:
+    if args.quiet:
+        magics.panel = None  # a panel of an earlier run must not stand for this one
+    else:
         magics.show_progress(pool)
     return None
 
@@ -240,7 +219,7 @@ class WaitCommand(Command):
         if pool is None:
             print("No workers are running.")
             return None
-        finished = pool.wait(args.timeout)
+        finished = _wait(magics, pool, args.timeout)
         if not finished:
             alive = sum(w.alive for w in pool.workers())
             print(f"Stopped waiting; {alive} workers are still running (`%jug workers`).")
@@ -253,38 +232,42 @@ class WaitCommand(Command):
         if magics.session.graph is None:  # a new kernel re-attached to workers before loading the jugfile
             print("Run the %%jugfile cells to see the status of their tasks.")
             return None
-        refresh_panel(magics)
+        refresh_panel(magics, pool)
+        print_failures(magics)  # with a traceback per group; the status below lists no failure twice
         return magics.run_subcommand("status", [])  # type: ignore[no-any-return]
 
 
-def refresh_panel(magics: Any) -> None:
-    """Bring the last progress panel up to date now, so that a saved notebook keeps its final state."""
+def _wait(magics: Any, pool: WorkerPool, timeout: float | None) -> bool:
+    """``pool.wait``, with a live progress line in terminal IPython."""
+    from .live import LiveLine, wants_live_line
+
+    if magics.session.graph is None or not wants_live_line(magics.shell):
+        return pool.wait(timeout)
+    line = LiveLine(lambda: status_snapshot(magics))
+    try:
+        return pool.wait(timeout, on_tick=line.tick)
+    finally:
+        line.finish()
+
+
+def refresh_panel(magics: Any, pool: Any = None) -> None:
+    """Bring the progress panel of ``pool``'s run up to date now: a saved notebook keeps its final state.
+
+    In terminal IPython, where a display cannot be updated in place, its final text is printed once.
+    """
     panel = getattr(magics, "panel", None)
-    if panel is not None and getattr(panel, "poller", None) is not None:
-        panel.poller.refresh()
+    if panel is None or getattr(panel, "poller", None) is None:
+        return
+    if pool is not None and panel.poller.pool is not pool:
+        return  # the panel of an earlier run (this one ran --quiet): its workers are not news
+    panel.poller.refresh()
+    if getattr(magics.shell, "kernel", None) is None:
+        panel.poller.stop()
+        from ..widgets.static import view_text
+
+        print(view_text(panel.view), end="")
+    else:
         panel.update_display()
-
-
-def print_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> None:
-    """Print the traceback of every task of the graph whose latest run failed and that has no result."""
-    for record in recent_failures(magics, snapshot):
-        print(f"\nTask {record.name} ({record.hash[:12]}) failed on {record.host} pid {record.pid}:")
-        print(record.traceback or f"{record.exc_type}: {record.exc_message}")
-        if record.output_tail:
-            print(f"Its last output:\n{record.output_tail}")
-
-
-def recent_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> list[TaskRecord]:
-    """Latest records that are failures, for tasks of the loaded graph that have no result."""
-    graph = magics.graph
-    snapshot = snapshot if snapshot is not None else status_snapshot(magics, graph)
-    latest = latest_records(magics, graph)
-    failed = []
-    for t in graph.tasks:
-        record = latest.get(t.hash().decode())
-        if record is not None and record.failed and snapshot.state_of(t.hash()) != "complete":
-            failed.append(record)
-    return list({r.hash: r for r in failed}.values())
 
 
 class StopCommand(Command):

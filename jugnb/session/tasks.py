@@ -246,3 +246,56 @@ def tasks_in(obj: Any) -> Iterator[Any]:
     elif isinstance(obj, dict):
         for item in obj.values():
             yield from tasks_in(item)
+
+
+def retry_failed(graph: Any, hashes: Iterable[str] | None = None, pool: Any = None) -> tuple[int, int]:
+    """Let failed tasks run again now: mark them for a new run, release failed locks, start workers.
+
+    A task whose latest run failed is *failed* until it runs again (:mod:`jugnb.status.reader`), and the
+    workers of the execute it failed in leave it alone (:mod:`jugnb.workers.recorder`). A ``"retry"``
+    record lifts both; jug's failed locks (``--keep-failed``) are removed as ``jug cleanup --failed-only``
+    does.
+
+    Parameters
+    ----------
+    graph : LoadedGraph
+        Anything with ``tasks``, ``store`` and ``jugdir``.
+    hashes : iterable of str, optional
+        Hex hashes of the tasks to retry; default: every failed task of the graph.
+    pool : WorkerPool, optional
+        The kernel's pool: when none of its workers is alive, as many as there are tasks to retry (at
+        most as many as it ever had) are started again in it.
+
+    Returns
+    -------
+    marked, started : int
+        Tasks marked for a new run; workers started.
+    """
+    import os
+    import socket
+    import time
+
+    from ..errors import StoreError
+    from ..status.records import RecordLog, TaskRecord
+
+    try:
+        records = RecordLog.for_jugdir(graph.jugdir.spec, graph.store)
+    except StoreError:  # dict_store: no records, so only jug's failed locks can mark a failure
+        return cleanup(graph.store, graph.tasks, mode="failed-only").locks, 0
+    try:
+        latest = records.latest_by_hash()
+        wanted = set(hashes) if hashes is not None else records.failed_hashes()
+        todo = [t for t in graph.tasks if task_hex(t) in wanted and not t.can_load()]
+        worker = f"{pool.pool_id}.retry" if pool is not None else "kernel"
+        now, host, pid = time.time(), socket.gethostname(), os.getpid()
+        for h, name in {task_hex(t): t.name for t in todo if task_hex(t) in latest}.items():
+            # Later than the failure even if the failing host's clock runs ahead of ours.
+            when = max(now, (latest[h].end or latest[h].start) + 0.001)
+            records.append(TaskRecord(name, h, "retry", when, when, 0.0, worker, host, pid))
+    finally:
+        records.close()
+    cleanup(graph.store, graph.tasks, mode="failed-only")
+    started = 0
+    if todo and pool is not None and not any(w.alive for w in pool.workers()):
+        started = len(pool.add(max(1, min(len(todo), len(pool.workers())))))
+    return len(todo), started

@@ -9,7 +9,11 @@ The states are those of ``jug status`` (``jug/subcommands/status.py``), decided 
 2. **waiting**: some dependency (a Task, or the base Task of a Tasklet argument) has no result;
 3. **failed**: it is locked and the lock is marked failed (``file_keepalive``: not kept alive for 30 min);
 4. **active**: it is locked;
-5. **ready**: otherwise.
+5. **failed** too, unless ``jug_states``: jugnb's task records say its latest run raised (or its worker
+   died), see :meth:`jugnb.status.records.RecordLog.failed_hashes`. jug itself forgets a failure once the
+   failing worker releases the lock (without ``--keep-failed``) and shows such a task as ready; it is
+   retried by the next ``execute`` either way;
+6. **ready**: otherwise.
 
 So a locked or failed task whose dependencies are missing counts as waiting, as in jug. Dependencies are
 judged by their results in the store only (a fresh ``jug status`` has nothing loaded in memory), also when a
@@ -34,6 +38,8 @@ import numpy.typing as npt
 
 from ..backends import make_reader
 from ..backends.readers import FAILED, LOCKED, BoolArray, LockArray
+from ..errors import StoreError
+from .records import RecordLog
 
 __all__ = ["STATES", "NameCounts", "StatusReader", "StatusSnapshot"]
 
@@ -253,6 +259,10 @@ def _states(done: BoolArray, blocked: BoolArray, locks: LockArray) -> npt.NDArra
     return state
 
 
+def _failed_uids(uid_of: Mapping[str, int], failed: frozenset[str]) -> IntArray:
+    return np.fromiter((uid_of[h] for h in failed if h in uid_of), np.intp)
+
+
 def _rows(index: _GraphIndex, state: npt.NDArray[np.uint8]) -> tuple[NameCounts, ...]:
     n_states = len(STATES)
     flat = index.task_name * n_states + state[index.task_uid]
@@ -272,6 +282,9 @@ class StatusReader:
         (``Task.hash()`` caches them, so this is fast when the kernel already computed them).
     store : jug store or str
         ``Task.store`` of the graph, or a jugdir string as ``--jugdir`` takes it.
+    records : RecordLog, optional
+        jugnb's task records of the jugdir (used by this reader only, under its lock): a ready task whose
+        latest run failed is *failed*. ``None``: jug's states only.
 
     Notes
     -----
@@ -279,21 +292,46 @@ class StatusReader:
     called from several threads (the poller and a cell); calls are serialized.
     """
 
-    def __init__(self, tasks: Sequence[Any], store: Any) -> None:
+    def __init__(self, tasks: Sequence[Any], store: Any, records: RecordLog | None = None) -> None:
         self._index = build_index(tasks)
         self._reader = make_reader(store, self._index.hashes, self._index.uid_of)
+        self._records = records
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_graph(cls, graph: Any) -> StatusReader:
+        """Return a reader of a loaded graph that knows failed runs from its jugdir's task records.
+
+        Parameters
+        ----------
+        graph : LoadedGraph
+            Anything with ``tasks`` and ``store``, and ``jugdir`` (a :class:`~jugnb.store.Jugdir`) when its
+            records should be read; an in-memory ``dict_store`` has none.
+        """
+        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+        records = None
+        if jugdir:
+            try:
+                records = RecordLog.for_jugdir(jugdir, graph.store)
+            except StoreError:  # dict_store: nowhere to keep records
+                records = None
+        return cls(graph.tasks, graph.store, records=records)
 
     @property
     def store(self) -> str:
         """Description of the store, without any password."""
         return self._reader.description
 
-    def read(self) -> StatusSnapshot:
+    def read(self, jug_states: bool = False) -> StatusSnapshot:
         """Read the store and return the states of all tasks.
 
         The first call lists everything; later calls re-read only what may have changed (file stores), and
         never return a state older than the call.
+
+        Parameters
+        ----------
+        jug_states : bool
+            Exactly ``jug status``'s states: ignore jugnb's records of failed runs.
 
         Raises
         ------
@@ -308,6 +346,8 @@ class StatusReader:
             wanted = ~(done | blocked)
             wanted[self._index.n_listed :] = False
             state = _states(done, blocked, self._reader.locks(wanted))
+            if self._records is not None and not jug_states:
+                self._mark_failed_runs(state, self._records)
             return StatusSnapshot(
                 rows=_rows(self._index, state),
                 taken_at=taken_at,
@@ -315,3 +355,10 @@ class StatusReader:
                 _uid_of=self._index.uid_of,
                 _states=state.tobytes(),
             )
+
+    def _mark_failed_runs(self, state: npt.NDArray[np.uint8], records: RecordLog) -> None:
+        """Ready tasks whose latest recorded run failed become failed (see the module docstring)."""
+        uids = _failed_uids(self._index.uid_of, records.failed_hashes())
+        if len(uids):
+            ready = uids[state[uids] == _READY]
+            state[ready] = _FAILED

@@ -1,7 +1,10 @@
 """Per-task records that jugnb workers write beside the results: who ran what, when, and how it failed.
 
 Every task a jugnb worker runs leaves one :class:`TaskRecord` (``status`` ``"ok"``, ``"failed"``,
-``"interrupted"`` or, written by the pool for a worker killed mid-task, ``"killed"``). Records live with
+``"interrupted"`` or, written by the pool for a worker killed mid-task, ``"killed"``); the kernel writes
+``"retry"`` for a failed task the user asked to run again. A task whose latest record is ``"failed"`` or
+``"killed"`` and that has no result is *failed* (:meth:`RecordLog.failed_hashes`); an interrupted task
+(stopped or drained) is not. Records live with
 the jugdir, so they survive kernel restarts and records of workers on other hosts sharing the jugdir reach
 the notebook. Each record is one line of JSON, stored by the jugdir's backend
 (:meth:`jugnb.backends.Backend.record_lines`: files beside a folder jugdir, a stream in redis), where
@@ -23,7 +26,9 @@ from ..backends import RecordLines, select
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "failed", "interrupted", "killed")
+STATUSES = ("ok", "failed", "interrupted", "killed", "retry")
+#: Statuses of a run that raised or crashed: the task counts as failed until it runs again.
+FAILURES = frozenset({"failed", "killed"})
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,9 @@ class TaskRecord:
     hash : str
         Task hash (40 hex digits).
     status : str
-        ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped mid-task) or
-        ``"killed"`` (the worker died mid-task; written by the pool that noticed).
+        ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped or drained
+        mid-task: not a failure), ``"killed"`` (the worker died mid-task; written by the pool that noticed)
+        or ``"retry"`` (the user asked to run a failed task again; written by the kernel).
     start : float
         When the task started (seconds since the epoch).
     end : float or None
@@ -53,6 +59,12 @@ class TaskRecord:
         Process id of the worker.
     exc_type, exc_message, traceback : str or None
         For a failed task: the exception's qualified type name, its message and the full traceback.
+    frames : list of list or None
+        For a failed task: the traceback's frames as ``[file, line, function, source line, cell]``, where
+        ``cell`` names the ``%%jugfile`` cell and its line for frames in the jugfile snapshot
+        (``"%%jugfile cell 5 (--name hardest), line 7"``), else ``None``.
+    label : str or None
+        The task instance with its arguments, e.g. ``simulate(7, 1.5)``.
     output_tail : str or None
         For a failed task: the last lines the task printed (stdout and stderr).
     jugfile : str or None
@@ -76,11 +88,13 @@ class TaskRecord:
     output_tail: str | None = None
     jugfile: str | None = None
     fingerprint: str | None = None
+    frames: list[list[Any]] | None = None
+    label: str | None = None
 
     @property
     def failed(self) -> bool:
-        """Whether the task did not complete (failed, interrupted or killed)."""
-        return self.status != "ok"
+        """Whether the run raised or crashed (``"failed"`` or ``"killed"``; a stopped task is not failed)."""
+        return self.status in FAILURES
 
     def to_json(self) -> str:
         """One line of JSON (no newline)."""
@@ -114,6 +128,7 @@ class RecordLog:
     def __init__(self, lines: RecordLines) -> None:
         self.lines = lines
         self._latest: dict[str, TaskRecord] = {}
+        self._failed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RecordLog({self.lines!r})"
@@ -146,12 +161,24 @@ class RecordLog:
             current = self._latest.get(record.hash)
             if current is None or (record.end or record.start) >= (current.end or current.start):
                 self._latest[record.hash] = record
+                if record.failed:
+                    self._failed.add(record.hash)
+                else:
+                    self._failed.discard(record.hash)
         return new
 
     def latest_by_hash(self) -> dict[str, TaskRecord]:
         """Return the most recent record of every task seen so far (reads new records first)."""
         self.read_new()
         return dict(self._latest)
+
+    def failed_hashes(self) -> frozenset[str]:
+        """Return the hashes of tasks whose latest record is a failure (reads new records first).
+
+        Whether such a task has a result since (computed by plain jug, say) is for the caller to check.
+        """
+        self.read_new()
+        return frozenset(self._failed)
 
     def close(self) -> None:
         """Release open files or connections."""

@@ -7,13 +7,14 @@ CLI, terminal IPython and plain jug look the same; :func:`status_html` is the no
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import textwrap
 
 from .labels import JUG_NAMES
 from .reader import NameCounts, StatusSnapshot
 
-__all__ = ["status_html", "status_text"]
+__all__ = ["relative_store", "status_html", "status_text"]
 
 # jug's column order (jug/subcommands/status.py::_print_status) and its cell width (jug/io.py).
 _COLUMNS = (
@@ -97,7 +98,7 @@ def status_html(snapshot: StatusSnapshot) -> str:
     head = "".join(f"<th>{title}</th>" for title, _ in _COLUMNS) + "<th>Task name</th>"
     body = "".join(_html_row(row, "td") for row in snapshot.rows)
     foot = _html_row(snapshot.total, "th")
-    caption = html.escape(f"jug status · {snapshot.store}")
+    caption = html.escape(f"jug status · {relative_store(snapshot.store)}")  # no machine path in a notebook
     return (
         f'<table class="jugnb-status"><caption>{caption}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table>"
@@ -110,3 +111,14 @@ def _html_row(row: NameCounts, cell: str) -> str:
     if row.name in JUG_NAMES:  # jug's internals: their real name on hover
         name = f'<span title="{html.escape(row.name)}">{name}</span>'
     return f'<tr>{counts}<{cell} style="text-align:left">{name}</{cell}></tr>'
+
+
+def relative_store(store: str) -> str:
+    """Make a store description's folder relative to the working directory (outside it: its name only)."""
+    # A kind prefix ("kind:/abs/path") stays; URLs ("redis://host") and relative paths are shown as they are.
+    prefix, sep, path = store.partition(":") if ":/" in store and "://" not in store else ("", "", store)
+    if not os.path.isabs(path):
+        return store
+    relative = os.path.relpath(path)
+    shown = relative if not relative.startswith("..") else os.path.basename(path.rstrip(os.sep))
+    return f"{prefix}{sep}{shown}"

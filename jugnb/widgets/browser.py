@@ -29,6 +29,7 @@ from ..session.unloadable import load_by_hash
 from ..status.labels import GraphLabels, display_name
 from ..status.reader import STATES, StatusReader
 from ..status.records import RecordLog
+from ..status.tracebacks import plain, traceback_parts
 from ._subshell import route_to_subshell
 from .browsing import (
     TaskEntry,
@@ -39,7 +40,6 @@ from .browsing import (
     listing_table,
     nbsp,
     result_size,
-    retry_task,
     task_names,
 )
 from .palette import legend_html
@@ -213,7 +213,7 @@ class TaskBrowser(widgets.VBox):
                 self._say("No jugfile is loaded yet: run a %%jugfile cell.")
                 return
             if graph is not self._graph:
-                self._graph, self._reader = graph, StatusReader(graph.tasks, graph.store)
+                self._graph, self._reader = graph, StatusReader.for_graph(graph)
                 self._labels = GraphLabels(graph.tasks, self._module())
                 names = [(f"{shown} ({c})", n) for n, shown, c in task_names(graph.tasks, self._module())]
                 self.name_filter.options = [("All task names", None), *names]
@@ -364,8 +364,11 @@ class TaskBrowser(widgets.VBox):
         """Remove the selected failed task's lock so that a worker runs it again."""
         self._task()
         label = self._entry().label
-        removed = retry_task(self._graph.store, self._entry().hash)
-        self._say(f"{label} will run again when a worker is free." if removed else f"{label} is not failed.")
+        if self._entry().state != "failed":
+            self._say(f"{label} is not failed.")
+            return
+        task_ops.retry_failed(self._graph, [self._entry().hash])
+        self._say(f"{label} will run again at the next `%jug execute` (or now, if workers are running).")
         self.refresh()
 
     def show_traceback(self) -> None:
@@ -373,12 +376,11 @@ class TaskBrowser(widgets.VBox):
         self._task()
         record = self._latest().get(self._entry().hash)
         self.output.outputs = ()  # not clear_output(): that enters `with output:`
-        if record is None or record.status == "ok":
+        if record is None or not record.failed:
             self._say("No failure recorded for this task.")
             return
-        text = (
-            f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n{record.traceback or ''}"
-        )
+        text = f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n"
+        text += plain(traceback_parts(record))
         if record.output_tail:
             text += f"\n--- output (last lines) ---\n{record.output_tail}"
         self.output.append_stdout(text.rstrip("\n") + "\n")

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import persist
 from ..session.tasks import task_hex
 from ..status.labels import GraphLabels, display_name
 from ..status.reader import STATES, StatusSnapshot
@@ -20,7 +19,7 @@ from .viewmodel import format_duration
 
 __all__ = [
     "TaskEntry", "details_html", "fallback_text", "list_entries", "listing_style", "listing_table", "nbsp",
-    "result_size", "retry_task", "task_names",
+    "result_size", "task_names",
 ]  # fmt: skip
 
 
@@ -140,16 +139,6 @@ def result_size(store: Any, task_hash: str) -> int | None:
     if redis is not None:
         return int(redis.strlen(b"result:" + task_hash.encode("ascii"))) * 3 // 4  # base64 inside
     return None
-
-
-def retry_task(store: Any, task_hash: str) -> bool:
-    """Remove a failed task's lock (jug's lock API) so a worker runs it again; whether one was removed."""
-    lock = store.getlock(task_hash)
-    if not lock.is_failed():
-        return False
-    lock.release()
-    persist(store)
-    return True
 
 
 def task_names(tasks: Iterable[Any], module: str | None = None) -> list[tuple[str, str, int]]:

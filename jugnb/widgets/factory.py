@@ -13,20 +13,23 @@ from .progress import ProgressPanel
 __all__ = ["progress_panel", "retry_failed"]
 
 
-def retry_failed(graph: Any) -> int:
-    """Remove the locks of failed tasks (jug's ``cleanup --failed-only``) so they can run again.
+def retry_failed(graph: Any, pool: Any = None) -> int:
+    """Run the failed tasks again (workers start if none is alive).
+
+    See :func:`jugnb.session.tasks.retry_failed`.
 
     Parameters
     ----------
     graph : LoadedGraph
-        Anything with ``store`` and ``tasks``.
+        Anything with ``store``, ``tasks`` and ``jugdir``.
+    pool : WorkerPool, optional
 
     Returns
     -------
     int
-        Number of locks removed.
+        Number of tasks marked for a new run.
     """
-    return task_ops.cleanup(graph.store, graph.tasks, mode="failed-only").locks
+    return task_ops.retry_failed(graph, pool=pool)[0]
 
 
 def progress_panel(
@@ -94,7 +97,10 @@ def progress_panel(
     def default_retry() -> None:
         current = source()
         if current is not None:
-            retry_failed(current)
+            _, started = task_ops.retry_failed(current, pool=pool)
+            if started:  # workers run them now: a final panel comes alive again
+                panel.frozen = False
+                poller.start()
             poller.refresh()
 
     panel.actions["retry_failed"] = on_retry_failed if on_retry_failed is not None else default_retry

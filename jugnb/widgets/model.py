@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..status.reader import StatusSnapshot
+from ..status.tracebacks import plain, traceback_parts
 from ..workers.locks import HOST, process_alive
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_duration
 
@@ -101,6 +102,8 @@ class ProgressModel:
         """Take in new :class:`~jugnb.status.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
+            if record.status == "retry":  # written by a kernel, not a worker
+                continue
             if record.status == "ok" and record.duration is not None:
                 self._durations.add(record.name, float(record.duration))
             if record.worker not in ours:
@@ -132,6 +135,7 @@ class ProgressModel:
         done: bool = False,
         barrier: str = "",
         stale: Mapping[str, int] | None = None,
+        stopped: str = "",
     ) -> ProgressView:
         """Build the view of ``snapshot`` with this pool's ``workers`` (:class:`~.pool.WorkerInfo`).
 
@@ -145,6 +149,8 @@ class ProgressModel:
             Where the kernel's import of the jugfile stops, if it does.
         stale : mapping of str to int, optional
             Stale results per task name (complete, computed by code that changed since).
+        stopped : str
+            ``"drain"`` or ``"now"`` when the user stopped the workers: the summary says so.
         """
         now = snapshot.taken_at
         counts = {row.name: row.complete for row in snapshot.rows}
@@ -169,7 +175,7 @@ class ProgressModel:
             barrier=barrier,
             elapsed=now - self._first[0] if self._first is not None else None,
         )
-        return replace(view, done=True, summary=self._summary(view)) if done else view
+        return replace(view, done=True, summary=self._summary(view, stopped)) if done else view
 
     def _remember(self, now: float, counts: dict[str, int]) -> None:
         if self._first is None:
@@ -228,7 +234,7 @@ class ProgressModel:
             rows.append(WorkerRow(worker, pid, host, "seen", task, alive=alive, ours=False, last_seen=last))
         return rows
 
-    def _summary(self, view: ProgressView) -> str:
+    def _summary(self, view: ProgressView, stopped: str = "") -> str:
         total = view.total
         start = self._first or (view.taken_at, total.complete)
         elapsed = format_duration(view.taken_at - start[0])
@@ -241,7 +247,8 @@ class ProgressModel:
                 for s in ("failed", "ready", "waiting", "active")
                 if getattr(total, s)
             ]
-            head = f"Finished: {total.complete} of {total.total} tasks complete, " + ", ".join(left)
+            verb = {"drain": "Drained", "now": "Stopped"}.get(stopped, "Finished")
+            head = f"{verb}: {total.complete} of {total.total} tasks complete, " + ", ".join(left)
         return f"{head}; {ran} completed in the {elapsed} watched."
 
 
@@ -249,8 +256,9 @@ def _failure_event(record: Any) -> EventRow:
     if record.status == "killed":
         title = f"{record.name} was killed with worker {record.worker} (pid {record.pid}, {record.host})"
         return EventRow(record.end or record.start, "killed", title, record.exc_message or "")
-    title = f"{record.name} failed on {record.worker}: {record.exc_type}: {record.exc_message}"
-    detail = record.traceback or ""
+    who = record.label or record.name
+    title = f"{who} failed: {record.exc_type}: {record.exc_message}"  # no worker id: saved notebooks
+    detail = plain(traceback_parts(record))
     if record.output_tail:
         detail += "\n--- output (last lines) ---\n" + record.output_tail
     return EventRow(record.end or record.start, "failed", title, detail)

@@ -221,7 +221,8 @@ class StatusPoller(LoggingConfigurable):
         done = self._done(snapshot, graph, bool(barrier), pool_ended)
         stale = self.staleness(graph, snapshot) if self.staleness is not None else None
         self.model.message = ""
-        return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale)
+        stopped = str(getattr(self.pool, "stopped", "") or "")
+        return self.model.view(snapshot, workers, done=done, barrier=barrier, stale=stale, stopped=stopped)
 
     def _reader_for(self, graph: Any) -> StatusReader:
         """Return the reader of ``graph``; a new graph (a reloaded jugfile) gets a new one and an event."""
@@ -273,7 +274,7 @@ class StatusPoller(LoggingConfigurable):
 
 
 def _new_reader(graph: Any) -> StatusReader:
-    return StatusReader(graph.tasks, graph.store)
+    return StatusReader.for_graph(graph)
 
 
 def _barrier_text(graph: Any) -> str:

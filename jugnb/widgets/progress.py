@@ -25,6 +25,7 @@ import ipywidgets as widgets
 from traitlets import observe
 
 from ..status.labels import display_name
+from ..status.render import relative_store
 from ._subshell import route_to_subshell
 from .events import EventList
 from .palette import STATE_COLOURS, legend_html
@@ -366,26 +367,53 @@ class ProgressPanel(widgets.VBox):
         from IPython.display import display  # only ever called in a kernel
 
         self.display_handle = display(self, display_id=True)
+        if getattr(self.comm, "kernel", None) is not None:
+            self.fallback_handle = display(self._fallback(), raw=True, display_id=True)
         return self
 
     def update_display(self) -> None:
         """Re-send the panel's display (its text/html fallback changes; the widget view stays the same)."""
         handle = getattr(self, "display_handle", None)
-        if handle is not None and self.comm is not None:
+        # Without a kernel (terminal IPython) an update would print the whole panel again, from any thread.
+        if handle is not None and getattr(self.comm, "kernel", None) is not None:
             handle.update(self)
+            fallback = getattr(self, "fallback_handle", None)
+            if fallback is not None:
+                fallback.update(self._fallback(), raw=True)
+
+    def _fallback(self) -> dict[str, str]:
+        """Return the static panel as an output of its own, hidden by CSS where the widget rendered.
+
+        A frontend that has widget state for the panel (JupyterLab, ``nbconvert --execute --to html``)
+        shows the widget view and ignores the panel's own ``text/html``; where the widget cannot render
+        after all (an exported HTML file opened offline, without the widget manager's script), this output
+        shows instead. It has no ``text/plain``, so terminals do not print it.
+        """
+        return {
+            "text/html": _FALLBACK_STYLE
+            + f'<div class="jugnb-static-fallback">{view_html(self.view, saved=True)}</div>'
+        }
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if getattr(self.comm, "kernel", None) is None:
             data.pop(_WIDGET_VIEW, None)  # no widget manager can draw it: terminal IPython, plain Python
-        data["text/plain"] = view_text(self.view)
-        data["text/html"] = view_html(self.view)
+        # What notebooks save and terminals print: nothing that changes between runs (see widgets.static).
+        data["text/plain"] = view_text(self.view, saved=True)
+        data["text/html"] = view_html(self.view, saved=True)
         return data
+
+
+# Hide the fallback in a cell (JupyterLab, classic notebook, nbconvert's lab and classic templates) whose
+# panel widget rendered: the widget's DOM carries the class "jugnb-progress-panel".
+_FALLBACK_STYLE = (
+    "<style>:is(.jp-Cell, .cell):has(.jugnb-progress-panel) .jugnb-static-fallback{display:none}</style>"
+)
 
 
 def _header(title: str, view: ProgressView) -> str:
     state = "final" if view.done else "live"
-    bits = [f"<b>{html.escape(title)}</b> ({state})", html.escape(view.store)]
+    bits = [f"<b>{html.escape(title)}</b> ({state})", html.escape(relative_store(view.store))]
     if view.elapsed is not None:
         bits.append(f"elapsed {format_duration(view.elapsed)}")
     if view.barrier:

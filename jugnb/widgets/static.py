@@ -5,6 +5,11 @@ manager show ``text/html``. Both come from the same view as the live panel. The 
 stacked bars are ``<div>`` elements with inline widths and colours (static markup cannot use the widgets'
 ``bar_style``). Task names, worker names, hosts and tracebacks are escaped.
 
+What a notebook saves (the panel's ``text/plain`` and ``text/html``, ``saved=True``) holds nothing that
+changes from run to run or machine to machine: no clock times, pids, hosts, memory, rates or ETAs, and the
+jugdir relative to the working directory. So a saved notebook re-runs to the same outputs (nbval needs no
+sanitizer), and sharing it shares no machine's paths. The live widget shows all of them.
+
 This module imports neither ipywidgets nor IPython.
 """
 
@@ -14,6 +19,7 @@ import html
 import time
 
 from ..status.labels import JUG_NAMES
+from ..status.render import relative_store
 from .palette import STATE_COLOURS
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, eta_text, format_bytes, format_duration
 
@@ -32,9 +38,10 @@ _BAR_WIDTH = 24
 _DETAIL_LINES = 12
 # Headers and cells aligned alike (browsers centre <th> by default, which put the headers off their columns).
 _CELL_STYLE = ' style="text-align:left;padding:0 0.8em 0 0"'
+_PID_EVENTS = frozenset({"exited", "died", "lock-released", "replaced"})
 
 
-def view_text(view: ProgressView | None, width: int = 100) -> str:
+def view_text(view: ProgressView | None, width: int = 100, *, saved: bool = False) -> str:
     """Plain-text rendering of ``view`` (``None``: before the first read).
 
     Parameters
@@ -42,6 +49,8 @@ def view_text(view: ProgressView | None, width: int = 100) -> str:
     view : ProgressView or None
     width : int
         Characters per line the task-name column may make the table use.
+    saved : bool
+        Leave out what changes between runs and machines (see the module docstring).
 
     Returns
     -------
@@ -52,24 +61,43 @@ def view_text(view: ProgressView | None, width: int = 100) -> str:
         return "jug progress: waiting for the first status read.\n"
     name_width = max(9, min(max((len(r.name) for r in view.rows), default=9), width - 80))
     head = f"{'Task name':<{name_width}}  {'':{_BAR_WIDTH + 2}}" + "".join(f"{c.title():>9}" for c in _COUNTS)
-    lines = [_header(view), head + f"{'/min':>8}{'ETA':>13}"]
-    lines += [_text_row(r, name_width, _eta(r, view)) for r in view.rows]
-    lines += ["-" * len(lines[1]), _text_row(view.total, name_width, _eta(view.total, view))]
+    timing_head = "" if saved else f"{'/min':>8}{'ETA':>13}"
+    lines = [_header(view, saved), head + timing_head]
+    lines += [_text_row(r, name_width, _eta(r, view), saved) for r in view.rows]
+    lines += ["-" * len(lines[1]), _text_row(view.total, name_width, _eta(view.total, view), saved)]
     if view.barrier:
         lines.append(f"The kernel's jugfile stops at {view.barrier}.")
-    lines += _text_workers(view.workers)
-    lines += _text_events(view.events)
+    lines += [_saved_workers(view.workers)] if saved else _text_workers(view.workers)
+    lines += _text_events(view.events, saved)
     if view.done:
-        lines.append(view.summary)
+        lines.append(_summary(view, saved))
     if view.message:
         lines.append(view.message)
     return "\n".join(lines) + "\n"
 
 
-def _header(view: ProgressView) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(view.taken_at)) if view.taken_at else "–"
+def _header(view: ProgressView, saved: bool = False) -> str:
     state = "final" if view.done else "live"
+    if saved:
+        return f"jug progress ({state}) · {relative_store(view.store)}"
+    stamp = time.strftime("%H:%M:%S", time.localtime(view.taken_at)) if view.taken_at else "–"
     return f"jug progress ({state}) · {view.store} · {stamp}"
+
+
+def _summary(view: ProgressView, saved: bool) -> str:
+    # The summary ends with how long the panel watched ("; 11 completed in the 2 s watched"): not saved.
+    return view.summary.split(";")[0] + "." if saved else view.summary
+
+
+def _saved_workers(workers: tuple[WorkerRow, ...]) -> str:
+    states: dict[str, int] = {}
+    for w in workers:
+        if w.ours:
+            states[w.state] = states.get(w.state, 0) + 1
+    if not states:
+        return "No workers of this kernel."
+    n = sum(states.values())
+    return f"Workers: {n} ({', '.join(f'{c} {s}' for s, c in sorted(states.items()))})."
 
 
 def text_bar(row: TaskRow, width: int = _BAR_WIDTH) -> str:
@@ -97,11 +125,12 @@ def _eta(row: TaskRow, view: ProgressView) -> str:
     return eta_text(row, final=view.done, barrier=view.barrier if row.name == "Total" else "")
 
 
-def _text_row(row: TaskRow, name_width: int, eta: str) -> str:
+def _text_row(row: TaskRow, name_width: int, eta: str, saved: bool = False) -> str:
     counts = "".join(f"{getattr(row, c):>9}" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
     stale = f"  ({row.stale} stale)" if row.stale else ""
-    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{rate:>8}{eta:>13}{stale}"
+    timing = "" if saved else f"{rate:>8}{eta:>13}"
+    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{timing}{stale}"
 
 
 def _text_workers(workers: tuple[WorkerRow, ...]) -> list[str]:
@@ -133,12 +162,20 @@ def _liveness(w: WorkerRow) -> str:
     return "ended" if w.state == "exited" else "dead"
 
 
-def _text_events(events: tuple[EventRow, ...]) -> list[str]:
+def _saved_events(events: tuple[EventRow, ...]) -> tuple[EventRow, ...]:
+    # Worker exits, deaths and lock releases name pids: the saved view keeps failures, reloads, barriers.
+    return tuple(e for e in events if e.kind not in _PID_EVENTS)
+
+
+def _text_events(events: tuple[EventRow, ...], saved: bool = False) -> list[str]:
+    events = _saved_events(events) if saved else events
     if not events:
         return []
     lines = ["Events:"]
     for e in events:
-        lines.append(f"  {_clock(e.time)} {e.kind}: {e.title}")
+        lines.append(f"  {'' if saved else _clock(e.time) + ' '}{e.kind}: {e.title}")
+        if e.kind == "failed":
+            continue  # its traceback is printed once, grouped, by `%jug wait` / `%jug failures`
         detail = e.detail.strip("\n").splitlines()
         if len(detail) > _DETAIL_LINES:
             detail = ["..."] + detail[-_DETAIL_LINES:]
@@ -153,8 +190,14 @@ def _clock(when: float) -> str:
 # -- HTML ------------------------------------------------------------------------------------------------
 
 
-def view_html(view: ProgressView | None) -> str:
+def view_html(view: ProgressView | None, *, saved: bool = False) -> str:
     """Render ``view`` as static HTML (no script; names and tracebacks escaped).
+
+    Parameters
+    ----------
+    view : ProgressView or None
+    saved : bool
+        Leave out what changes between runs and machines (see the module docstring).
 
     Returns
     -------
@@ -163,20 +206,21 @@ def view_html(view: ProgressView | None) -> str:
     """
     if view is None:
         return '<div class="jugnb-progress"><i>jug progress: waiting for the first status read.</i></div>'
-    head = "".join(f"<th>{c.title()}</th>" for c in _COUNTS)
-    rows = "".join(_html_row(r, "td", _eta(r, view)) for r in view.rows)
+    head = "".join(f"<th>{c.title()}</th>" for c in _COUNTS) + ("" if saved else "<th>/min</th><th>ETA</th>")
+    rows = "".join(_html_row(r, "td", _eta(r, view), saved) for r in view.rows)
     parts = [
-        f"<p><b>{html.escape(_header(view))}</b></p>",
+        f"<p><b>{html.escape(_header(view, saved))}</b></p>",
         f'<table class="jugnb-progress-table"><thead><tr><th>Task name</th><th></th>{head}'
-        f"<th>/min</th><th>ETA</th></tr></thead><tbody>{rows}</tbody>"
-        f"<tfoot>{_html_row(view.total, 'th', _eta(view.total, view))}</tfoot></table>",
+        f"</tr></thead><tbody>{rows}</tbody>"
+        f"<tfoot>{_html_row(view.total, 'th', _eta(view.total, view), saved)}</tfoot></table>",
     ]
     if view.barrier:
         parts.append(f"<p>The kernel's jugfile stops at {html.escape(view.barrier)}.</p>")
-    parts.append(workers_html(view.workers))
-    parts += [_html_event(e) for e in view.events]
+    workers = f"<p>{html.escape(_saved_workers(view.workers))}</p>" if saved else workers_html(view.workers)
+    parts.append(workers)
+    parts += [_html_event(e, saved) for e in (_saved_events(view.events) if saved else view.events)]
     if view.done:
-        parts.append(f"<p><b>{html.escape(view.summary)}</b></p>")
+        parts.append(f"<p><b>{html.escape(_summary(view, saved))}</b></p>")
     if view.message:
         parts.append(f"<p><i>{html.escape(view.message)}</i></p>")
     return '<div class="jugnb-progress">' + "".join(parts) + "</div>"
@@ -193,14 +237,14 @@ def _html_bar(row: TaskRow) -> str:
     return f'<div style="display:flex;width:16em;height:1em;background:#eee">{segments}</div>'
 
 
-def _html_row(row: TaskRow, cell: str, eta: str) -> str:
+def _html_row(row: TaskRow, cell: str, eta: str, saved: bool = False) -> str:
     counts = "".join(f"<{cell}>{getattr(row, c)}</{cell}>" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
     stale = f" ({row.stale} stale)" if row.stale else ""
+    timing = "" if saved else f"<{cell}>{rate}</{cell}><{cell}>{html.escape(eta)}</{cell}>"
     return (
         f'<tr><{cell} style="text-align:left">{html.escape(row.name)}{stale}</{cell}>'
-        f"<{cell}>{_html_bar(row)}</{cell}>"
-        f"{counts}<{cell}>{rate}</{cell}><{cell}>{html.escape(eta)}</{cell}></tr>"
+        f"<{cell}>{_html_bar(row)}</{cell}>{counts}{timing}</tr>"
     )
 
 
@@ -238,8 +282,8 @@ def _html_worker(w: WorkerRow) -> str:
     return "<tr>" + "".join(f"<td{_CELL_STYLE}>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
-def _html_event(e: EventRow) -> str:
-    title = html.escape(f"{_clock(e.time)} {e.kind}: {e.title}")
+def _html_event(e: EventRow, saved: bool = False) -> str:
+    title = html.escape(f"{'' if saved else _clock(e.time) + ' '}{e.kind}: {e.title}")
     if not e.detail:
         return f"<p>{title}</p>"
     return f"<details><summary>{title}</summary><pre>{html.escape(e.detail)}</pre></details>"

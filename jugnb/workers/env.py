@@ -114,6 +114,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
+    parser.add_argument(
+        "--rerun-failed", action="store_true", help="run again tasks that failed earlier in this execute"
+    )
     parser.add_argument("execute_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.jugdir_stdin:

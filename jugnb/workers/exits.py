@@ -80,11 +80,16 @@ def handle_exit(
     running = abnormal and beat.get("state") == "running" and task and task_hash
     if running:
         try:
-            records.append(_killed_record(proc, beat, ended))
+            # A task cut short by a stop the user asked for is stopped, not failed.
+            records.append(_killed_record(proc, beat, ended, "interrupted" if stopped else "killed"))
         except StoreError:
             pass  # the store is unreachable: the exit message says so via the worker's log
     message = _describe_exit(proc, returncode, abnormal) + kept
-    if abnormal or returncode not in (0, None):
+    if stopped:
+        message += " (stopped as asked)"
+    elif beat.get("task_failed") and not abnormal:
+        message += " (a task failed; its traceback is in its record: `%jug failures`)"
+    elif abnormal or returncode not in (0, None):
         message += "; last lines of its log:\n" + log_tail(proc.log, tail)
     kind = "died" if died else "exited"
     events.insert(
@@ -145,12 +150,12 @@ def release_held_locks(folder: Path, jugdir: str) -> list[str]:
     return released
 
 
-def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> TaskRecord:
+def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float, status: str) -> TaskRecord:
     since = float(beat.get("since", ended))
     return TaskRecord(
         name=str(beat["task"]),
         hash=str(beat["hash"]),
-        status="killed",
+        status=status,
         start=since,
         end=ended,
         duration=ended - since,
@@ -158,7 +163,7 @@ def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> T
         host=proc.host,
         pid=proc.pid,
         jugfile=beat.get("jugfile"),
-        exc_message="the worker died while running this task",
+        exc_message="the worker died while running this task" if status == "killed" else None,
     )
 
 

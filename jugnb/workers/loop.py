@@ -27,6 +27,8 @@ loop it reuses unchanged):
   (same pid, fresh interpreter), so no task ever runs on a mix of old and new code, nor on helper modules
   imported by the old one.
 - **Records.** :class:`jugnb.workers.recorder.TaskRecorder` writes a record per task and a heartbeat.
+- **Failures.** A task that failed in any worker of this execute (same pool) is not run again by another
+  one; ``--rerun-failed`` lets them (see :mod:`jugnb.workers.recorder`).
 """
 
 from __future__ import annotations
@@ -149,13 +151,14 @@ class Worker:
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
         self.heartbeat.beat("starting", executed=0)
-        code, held = EXIT_FAILED, []
+        code, held, task_failed = EXIT_FAILED, [], False
         try:
             # jug gets the open store; the string is for show only (and never holds the password).
             jugdir = redact(self.args.jugdir)
             options = parse(["execute", self.snapshot, "--jugdir", jugdir, *self.args.execute_args])
             self._register_hooks(options)
             code = self._execute(options)
+            task_failed = code == EXIT_FAILED and self.recorder.nr_failed > 0  # --keep-going
         except Reload:
             self._exec_again()
         except Stop as stop:
@@ -170,12 +173,19 @@ class Worker:
         except JugfileImportError as err:
             log.error("%s", err)
             code = EXIT_FAILED
-        except Exception:
-            log.exception("worker %s failed", self.args.worker_id)
+        except Exception as err:
+            task_failed = err is self.recorder.last_failure
+            if task_failed:  # its traceback is in its record: the log need not repeat it
+                log.error("stopping: a task failed (%s: %s)", type(err).__name__, err)
+            else:
+                log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
         finally:
             # ``held``: the locks this worker may have left behind, for the pool to release.
-            self.heartbeat.beat("exited", code=code, **({"held": held} if held else {}))
+            extra: dict[str, Any] = {"held": held} if held else {}
+            if task_failed:
+                extra["task_failed"] = True
+            self.heartbeat.beat("exited", code=code, **extra)
             self.store.close()
         return code
 
@@ -201,6 +211,10 @@ class Worker:
         from jug.io import print_task_summary_table
 
         state = jug.jug.ExecutionState()
+        # jug never runs a task again that failed in this process; the recorder extends that to the tasks
+        # that failed in any worker of this execute (unless --rerun-failed).
+        self.recorder.given_up = state.failed
+        self.recorder.skip_failed_in_run = not self.args.rerun_failed
         failures = False
         while True:
             del task.alltasks[:]
@@ -250,6 +264,9 @@ class Worker:
             token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
             mine = _unfinished(mine, state)
+            if mine and self.recorder.skip_failed_in_run:
+                state.failed.update(h.encode("ascii") for h in self.recorder.failed_in_run())
+                mine = _unfinished(mine, state)
             if mine:
                 self.heartbeat.beat("idle")
                 failures = execution_loop(list(mine), options, state) or failures

@@ -22,6 +22,7 @@ Configuration (``%config WorkerPool`` in a kernel)::
     c.WorkerPool.shutdown_timeout = 10.0   # s within which workers stop after a kernel shutdown or restart
     c.WorkerPool.replace_dead = True
     c.WorkerPool.max_replacements = 4
+    c.WorkerPool.rerun_failed = False       # another worker may run a task that failed in this execute
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class WorkerPool(LoggingConfigurable):
     cwd = Unicode(help="Working directory of the workers (the kernel's).").tag(to_dict=True)
     execute_args = List(Unicode(), help="jug execute options passed through.").tag(to_dict=True)
     detach = Bool(False, help="Workers outlive the kernel.").tag(to_dict=True)
+    rerun_failed = Bool(
+        False,
+        help="Let another worker run again a task that failed earlier in this execute (default: a failed "
+        "task waits for the next execute or `%jug retry`). `%jug execute --rerun-failed` sets it per run.",
+    ).tag(config=True, to_dict=True)
     pool_id = Unicode(help="Random id; worker ids are '<pool_id>.<n>'.").tag(to_dict=True)
     host = Unicode(help="Host the workers run on.").tag(to_dict=True)
     kernel_pid = Int(0, help="pid of the process (kernel) that started the workers.").tag(to_dict=True)
@@ -120,6 +126,8 @@ class WorkerPool(LoggingConfigurable):
         self._procs: list[WorkerProcess] = []
         self._lock = threading.RLock()
         self._stopping = False
+        #: ``"drain"`` or ``"now"`` once stop() was asked to end running workers ("" otherwise).
+        self.stopped = ""
         self._replacements = 0
         self._records: RecordLog | None = None
 
@@ -195,6 +203,7 @@ class WorkerPool(LoggingConfigurable):
             raise WorkerError("start(n, jugdir=..., cwd=...) the pool before adding workers.")
         with self._lock:
             self._stopping = False
+            self.stopped = ""
             started = [self._spawn() for _ in range(n)]
             self.state = "running"
             self._save()
@@ -223,6 +232,8 @@ class WorkerPool(LoggingConfigurable):
             f"--idle-timeout={self.idle_timeout}",
             f"--store-retry={self.store_retry}",
         ]
+        if self.rerun_failed:
+            options.append("--rerun-failed")
         if self.detach:
             return options
         return [*options, f"--parent-pid={os.getpid()}", f"--shutdown-timeout={self.shutdown_timeout}"]
@@ -290,13 +301,15 @@ class WorkerPool(LoggingConfigurable):
                 new.append(event)
         return new
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: float | None = None, on_tick: Callable[[], Any] | None = None) -> bool:
         """Block until every worker has exited; an interrupt (KeyboardInterrupt) only stops the waiting.
 
         Parameters
         ----------
         timeout : float, optional
             Seconds; ``None`` waits for as long as it takes.
+        on_tick : callable, optional
+            Called about every ``2 * poll_interval`` seconds while waiting (e.g. a live progress line).
 
         Returns
         -------
@@ -313,6 +326,8 @@ class WorkerPool(LoggingConfigurable):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
+                if on_tick is not None:
+                    on_tick()
                 waiters[0].join(min(self.poll_interval * 2, left) if left is not None else 0.2)
         except KeyboardInterrupt:
             return False
@@ -328,6 +343,8 @@ class WorkerPool(LoggingConfigurable):
         with self._lock:
             self._stopping = True
             alive = [p for p in self._procs if not p.ended]
+            if alive:
+                self.stopped = "now" if now else (self.stopped or "drain")
         for proc in alive:
             proc.signal(signal.SIGTERM if now else signal.SIGUSR1, group=now)
         if now:
@@ -373,8 +390,9 @@ class WorkerPool(LoggingConfigurable):
         with self._lock:
             self.events.append(event)
             del self.events[:-1000]
-        level = 30 if event.kind in ("died", "task-failed") else 20
-        self.log.log(level, "%s", event.message)
+        # Not a warning: the panel, `%jug wait` and `%jug failures` show these to the user (once); a
+        # logging line would repeat them on a terminal's stderr.
+        self.log.info("%s", event.message)
         if self.on_event is not None:
             self.on_event(event)
 

@@ -7,6 +7,14 @@ exception and its traceback are seen where they happen, before jug's own handlin
 ``--keep-failed``, or propagating) goes on unchanged, because the wrapper re-raises. Catching jug's
 ``logging.critical`` line instead would lose the traceback, and ``--keep-going`` would have to be forced.
 
+A worker stopped or drained mid-task (``SystemExit``, ``KeyboardInterrupt``) writes an ``"interrupted"``
+record without any traceback: a stopped task is not a failed one. A failure's record holds its frames,
+mapped to ``%%jugfile`` cells (:mod:`jugnb.status.tracebacks`), and the task instance with its arguments.
+
+Within one execute (one pool: worker ids ``<pool_id>.<n>``), a task that failed is not run again by another
+worker: :meth:`TaskRecorder.pre_execute` skips it (``skip_failed_in_run``; the worker's ``--rerun-failed``
+turns this off). A ``"retry"`` record written since lifts this.
+
 The task's output tail is cut from the worker's log file (its stdout and stderr) between the size the
 file had when the task started and its size at the failure.
 """
@@ -27,7 +35,9 @@ from typing import Any
 
 from ..session.tasks import task_hex
 from ..staleness.fingerprint import FingerprintStore, TaskFingerprinter
+from ..status.labels import task_label
 from ..status.records import RecordLog, TaskRecord
+from ..status.tracebacks import extract_frames
 from .heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -54,6 +64,14 @@ class TaskRecorder:
     fingerprints : FingerprintStore, optional
         Where the normalised code of each computed task goes; its digest is written into the task's record
         (issue: code-change staleness). ``None`` records no fingerprint.
+
+    Attributes
+    ----------
+    skip_failed_in_run : bool
+        Skip tasks that a worker of the same pool saw fail (see the module docstring).
+    given_up : set of bytes
+        Hashes of the tasks skipped that way are added here (the worker passes jug's
+        ``ExecutionState.failed``, so that jug's loop and the worker's waiting leave them alone).
     """
 
     def __init__(
@@ -78,14 +96,37 @@ class TaskRecorder:
         self.executed: defaultdict[str, int] = defaultdict(int)
         self.loaded: defaultdict[str, int] = defaultdict(int)
         self.nr_failed = 0
+        self.skip_failed_in_run = True
+        self.given_up: set[bytes] = set()
+        self._run_prefix = worker_id.rsplit(".", 1)[0] + "."
+        self._failed_in_run: set[str] = set()
+        self._skipping: str | None = None
+        self.last_failure: BaseException | None = None
 
     @property
     def nr_executed(self) -> int:
         """Tasks run to completion by this process."""
         return sum(self.executed.values())
 
+    def failed_in_run(self) -> set[str]:
+        """Return the hashes of tasks that failed in this pool's run, not retried since (reads records)."""
+        for record in self.records.read_new():
+            # Only a task that raised: one whose worker died (OOM, SIGKILL) runs again, in a new process.
+            if record.status == "failed" and record.worker.startswith(self._run_prefix):
+                self._failed_in_run.add(record.hash)
+            elif record.status in ("ok", "retry"):
+                self._failed_in_run.discard(record.hash)
+                self.given_up.discard(record.hash.encode("ascii"))
+        return self._failed_in_run
+
     def pre_execute(self, task: Any) -> None:
-        """``execute.task-pre-execute``: note the start, wrap this run to see a failure."""
+        """``execute.task-pre-execute``: note the start, wrap this run to see a failure.
+
+        A task that failed in this run already is not run: its ``run`` returns without storing anything.
+        """
+        if self.skip_failed_in_run and task_hex(task) in self.failed_in_run():
+            self._skip(task)
+            return
         start = time.time()
         offset = _output_offset()
         self.heartbeat.beat("running", task=task.name, hash=task_hex(task), since=start)
@@ -106,6 +147,16 @@ class TaskRecorder:
             return result
 
         task.run = run
+
+    def _skip(self, task: Any) -> None:
+        log.info("not running %s again: it failed in this execute (see --rerun-failed)", task_label(task))
+        self._skipping = task_hex(task)
+        self.given_up.add(task.hash())
+
+        def skipped(*_args: Any, **_kwargs: Any) -> None:
+            del task.run
+
+        task.run = skipped
 
     def use_jugfile(self, namespace: dict[str, Any]) -> None:
         """Fingerprint tasks with the code of the jugfile just imported (call after every ``jug.init``)."""
@@ -129,6 +180,9 @@ class TaskRecorder:
 
     def executed1(self, task: Any) -> None:
         """``execute.task-executed1``: count the task (its record is already written)."""
+        if self._skipping is not None and self._skipping == task_hex(task):
+            self._skipping = None  # skipped, not executed
+            return
         self.executed[task.name] += 1
 
     def loadable(self, task: Any) -> None:
@@ -140,13 +194,16 @@ class TaskRecorder:
     ) -> None:
         end = time.time()
         details: dict[str, Any] = {}
-        if err is not None:
-            self.nr_failed += status == "failed"
+        if err is not None and status == "failed":
+            self.nr_failed += 1
+            self.last_failure = err
             details = {
                 "exc_type": _qualname(type(err)),
                 "exc_message": str(err),
                 "traceback": "".join(traceback.format_exception(err)),
                 "output_tail": _output_tail(self.log_path, offset),
+                "frames": extract_frames(err, self.jugfile),
+                "label": _label(task),
             }
         elif status == "ok":
             details = {"fingerprint": self._fingerprint(task)}
@@ -165,6 +222,13 @@ class TaskRecorder:
         )
         self.records.append(record)
         self.heartbeat.beat("idle", last_task=task.name, executed=self.nr_executed + (status == "ok"))
+
+
+def _label(task: Any) -> str | None:
+    try:
+        return task_label(task)
+    except Exception:  # a label is a courtesy: an odd argument's repr must never lose the record
+        return None
 
 
 def _qualname(cls: type) -> str:
