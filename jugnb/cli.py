@@ -30,6 +30,7 @@ OWN_COMMANDS = ("export", "workers")
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
+       jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -38,6 +39,8 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
   export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
   workers       show the background workers a kernel started for the notebook; --stop drains them,
                 --now terminates them (and releases the locks they held)
+  execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
+                may use), each holding a lease in the jugdir; prints what is left unfinished and why
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the

@@ -38,7 +38,15 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
+    jobs = None
     try:
+        if argv[:1] == ["execute"]:
+            from .cli_parallel import pop_jobs
+
+            try:
+                jobs, argv = pop_jobs(argv)
+            except ValueError as err:
+                raise JugnbError(str(err)) from None
         snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
@@ -50,7 +58,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv)
+            return run_jug(snapshot, jug_argv, jobs)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -168,8 +176,10 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str]) -> int:
+def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
+
+    ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli_parallel`).
 
     Returns
     -------
@@ -202,6 +212,15 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
             install_recorder(snapshot, jugdir, opened)
         elif dry:
             raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+        if options.subcommand == "execute" and kind_of(jugdir) not in ("dict_store", "dict_store_file"):
+            from . import cli_parallel
+
+            _warn_password_in_argv(argv)
+            jugfile = snapshot if snapshot is not None else options.jugfile
+            return cli_parallel.run(jugfile, jugdir, opened, argv, _jugfile_position(argv), jobs, options)
+        if jobs is not None:
+            msg = "-j/--jobs needs a store that processes share (a folder or redis), not a dict_store."
+            raise JugnbError(msg)
         if opened is not None and options.subcommand == "execute":
             install_saver(opened)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
@@ -220,6 +239,19 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _warn_password_in_argv(argv: list[str]) -> None:
+    """Say once that a redis password given on the command line is visible to every local user."""
+    from .store import redact
+
+    if any(redact(a.split("=", 1)[-1]) != a.split("=", 1)[-1] for a in argv):
+        print(
+            "jugnb: warning: the redis password in --jugdir is visible to every user of this host (`ps`). "
+            "Put the jugdir in a jugrc file with mode 0600 ([main] jugdir = redis://:PASSWORD@host:port/db), "
+            "or leave the password out of the URL and set JUGNB_REDIS_PASSWORD (see docs/guide.md).",
+            file=sys.stderr,
+        )
 
 
 def _left_locks(store: Any, argv: list[str]) -> str:
