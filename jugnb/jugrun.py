@@ -190,8 +190,9 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
     from jug.options import parse
     from jug.subcommands import cmdapi
 
-    dry = argv[:1] == ["execute"] and "--dry-run" in argv
-    options = parse([a for a in argv if a != "--dry-run"] if dry else argv)
+    dry = argv[:1] in (["execute"], ["cleanup"]) and "--dry-run" in argv
+    force = argv[:1] == ["cleanup"] and "--force" in argv
+    options = parse([a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot
@@ -210,7 +211,7 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
                 print(dry_run(snapshot, jugdir, opened, selection))
                 return 0
             install_recorder(snapshot, jugdir, opened)
-        elif dry:
+        elif dry and options.subcommand == "execute":
             raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
         if options.subcommand == "execute" and kind_of(jugdir) not in ("dict_store", "dict_store_file"):
             from . import cli_parallel
@@ -227,6 +228,8 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb or snapshot is not None else "exit"
             store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+        if options.subcommand == "cleanup":
+            return _cleanup(store, options, jugdir, dry, force)
         if options.subcommand == "graph":
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
@@ -239,6 +242,24 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> int:
+    """``cleanup`` that keeps the locks of running jugnb workers and logs what it removed (jugnb.tasks)."""
+    from jug import task as jugtask
+
+    from .cleanupguard import removal_lines
+    from .tasks import cleanup
+
+    mode = (
+        "locks-only" if options.cleanup_locks_only
+        else "failed-only" if options.cleanup_failed_only
+        else "keep-locks" if options.cleanup_keep_locks
+        else "all"
+    )  # fmt: skip
+    removal = cleanup(store, list(jugtask.alltasks), mode=mode, dry_run=dry, jugdir=jugdir, force=force)
+    print("\n".join(removal_lines(removal, mode, jug_words=True)))
+    return 0
 
 
 def _warn_password_in_argv(argv: list[str]) -> None:

@@ -23,7 +23,7 @@ GRAPH = """\
 import os, socket, time
 from jug import TaskGenerator, bvalue
 
-EFFECTS = os.environ["L12_EFFECTS"]
+EFFECTS = os.environ.get("L12_EFFECTS", os.devnull)
 N, N2 = int(os.environ.get("L12_N", "30")), int(os.environ.get("L12_N2", "0"))
 SLEEP = float(os.environ.get("L12_SLEEP", "0.2"))
 
@@ -190,3 +190,52 @@ def test_redis_over_a_private_network_recovers_a_killed_host(
         assert PASSWORD not in (project / log).read_text()
     check_ran_once_except_killed(project, 24, "hostA", workers=2)
     assert os.stat(jugrc).st_mode & 0o777 == 0o600
+
+
+def test_a_cleanup_during_a_run_runs_no_task_twice(
+    cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    project, env = cluster
+    env = {**env, "L12_N": "30"}
+    with hosts("hostA", "hostB") as h:
+        procs = [
+            h[name].start(jugnb_execute(), cwd=project, env=env, log=project / f"{name}.log")
+            for name in ("hostA", "hostB")
+        ]
+        wait_until(lambda: len(effects(project)) >= 6, TIMEOUT, "both hosts to run tasks")
+        refused = run("jugnb", "cleanup", "graph.ipynb", cwd=project)
+        dry = run("jugnb", "cleanup", "graph.ipynb", "--locks-only", "--dry-run", cwd=project)
+        locks_only = run("jugnb", "cleanup", "graph.ipynb", "--locks-only", cwd=project)
+        codes = [p.wait(timeout=TIMEOUT) for p in procs]
+    assert refused.returncode == 2
+    assert "Refusing to remove results: 4 jugnb worker(s) run on this jugdir" in refused.stderr
+    assert "Would remove 0 locks\n" in dry.stdout and "held by running jugnb workers" in dry.stdout
+    assert "Removed 0 locks\n" in locks_only.stdout, locks_only.stdout
+    assert codes == [0, 0]
+    starts = Counter(x for kind, x, _, _ in effects(project) if kind == "start")
+    assert starts == Counter(range(30))
+    log = (project / "graph.jugdata.jugnb" / "cleanup.log").read_text()
+    assert "cleanup locks-only by pid" in log and ": 0 results, 0 locks" in log
+
+
+def test_cleanup_dry_run_lists_lock_names_and_logs_removals(
+    cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    project, env = cluster
+    env = {**env, "L12_N": "3", "L12_SLEEP": "60"}
+    assert run("jugnb", "export", "graph.ipynb", cwd=project).returncode == 0
+    lock_folder = project / "graph.jugdata" / "locks"
+    with hosts("hostC") as h:
+        for _ in range(2):
+            h["hostC"].start(["jug", "execute", "graph.py", "--will-cite"], cwd=project, env=env,
+                             log=project / "C.log")  # fmt: skip
+        wait_until(lambda: len(list(lock_folder.glob("*.lock"))) == 2, TIMEOUT, "two plain jug locks")
+        h["hostC"].kill()
+    dry = run("jugnb", "cleanup", "graph.ipynb", "--locks-only", "--dry-run", cwd=project)
+    assert "Would remove 2 locks:\n  graph.work       2\n" in dry.stdout, dry.stdout
+    assert len(list(lock_folder.glob("*.lock"))) == 2
+    done = run("jugnb", "cleanup", "graph.ipynb", "--locks-only", cwd=project)
+    assert "Removed 2 locks\n" in done.stdout
+    assert not list(lock_folder.glob("*.lock"))
+    log = (project / "graph.jugdata.jugnb" / "cleanup.log").read_text()
+    assert ": 0 results, 2 locks (graph.work ×2)" in log
