@@ -6,7 +6,7 @@ Run as root (hosts are ``unshare --uts`` processes with their own host name, sha
 
 The graph: ``--tasks`` tasks of ``--sleep`` seconds, a ``total`` task read back with ``bvalue``, then
 ``--stage2`` tasks of ``--sleep`` seconds. Each case runs on a fresh jugdir; 1 process runs on host A, 2 as
-one per host, 4 as two per host (``jug execute`` started twice per host, ``jugnb execute -j 2`` once per host).
+one per host, 4 as two per host (``jug execute`` twice per host, ``jugnb execute -j 2`` once per host).
 
 Columns (seconds):
 
