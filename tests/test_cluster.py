@@ -100,15 +100,22 @@ def jugnb_execute(extra: list[str] | None = None, jobs: int = 2) -> list[str]:
     return ["jugnb", "execute", "graph.ipynb", "-j", str(jobs), "--will-cite", *(extra or [])]
 
 
-def test_kill_9_of_one_host_completes_unattended(cluster: tuple[Path, dict[str, str]]) -> None:
+def test_kill_9_of_one_host_completes_unattended(
+    cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     project, env = cluster
     env = {**env, "L12_N": "30"}
     with hosts("hostA", "hostB") as h:
         h["hostA"].start(jugnb_execute(), cwd=project, env=env, log=project / "A.log")
         b = h["hostB"].start(jugnb_execute(), cwd=project, env=env, log=project / "B.log")
         wait_until(lambda: started_on(project, "hostA") >= 4, TIMEOUT, "host A to run tasks")
+        shown = run("jugnb", "workers", "graph.ipynb", cwd=project).stdout
         h["hostA"].kill()
         assert b.wait(timeout=TIMEOUT) == 0, (project / "B.log").read_text()
+    # Every worker of every host, from the leases.
+    assert shown.count(" on hostA: ") == 2 and shown.count(" on hostB: ") == 2, shown
+    after = run("jugnb", "workers", "graph.ipynb", cwd=project).stdout
+    assert after.count(" on hostA: lost ") == 2 and " on hostB" not in after, after
     out = (project / "B.log").read_text()
     assert "30 of 30 tasks done." in out
     assert "worker hostA-" in out and " on hostA lost at " in out

@@ -71,7 +71,8 @@ class Lease:
     slurm_job, slurm_array_job, slurm_array_task : str or None
         ``SLURM_JOB_ID``, ``SLURM_ARRAY_JOB_ID``, ``SLURM_ARRAY_TASK_ID`` when the worker runs under SLURM.
     lost_at : float or None
-        When a survivor found the lease expired (only for lost leases), with the hashes it ``released``.
+        When a survivor found the lease expired (only for lost leases), with the hashes it ``released``
+        and their task names (``released_names``, when the survivor knew them).
     """
 
     worker: str
@@ -92,6 +93,7 @@ class Lease:
     slurm_array_task: str | None = None
     lost_at: float | None = None
     released: tuple[str, ...] = field(default=())
+    released_names: tuple[str, ...] = field(default=())
 
     @classmethod
     def new(cls, worker: str, interval: float, timeout: float) -> Lease:
@@ -129,6 +131,7 @@ class Lease:
             known = {f.name for f in fields(cls)}
             data = {k: v for k, v in data.items() if k in known}
             data["released"] = tuple(data.get("released") or ())
+            data["released_names"] = tuple(data.get("released_names") or ())
             return cls(**data)
         except (ValueError, TypeError, AttributeError):
             return None
@@ -150,7 +153,7 @@ class LeaseStore(ABC):
             from .redis_leases import RedisLeases
             from .redis_store import client_for
 
-            return RedisLeases(client_for(jugdir, store)[0])
+            return RedisLeases(*client_for(jugdir, store))
         if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
             raise StoreError("leases need a store that worker processes share, not a dict_store.")
         folder = jugdir[len("file_keepalive:") :] if jugdir.startswith("file_keepalive:") else jugdir
@@ -201,12 +204,16 @@ class LeaseStore(ABC):
         """Redis: task hash -> worker id of every recorded owner (file stores: empty, locks name it)."""
         return {}
 
-    def claim_and_release(self, lease: Lease) -> Lease | None:
-        """Claim an expired ``lease``, release its locks; return it as lost (``None``: someone else did)."""
+    def claim_and_release(self, lease: Lease, names: Callable[[str], str] | None = None) -> Lease | None:
+        """Claim an expired ``lease``, release its locks; return it as lost (``None``: someone else did).
+
+        ``names`` maps a task hash to its name, recorded with the lost lease for every later reader.
+        """
         if not self._claim(lease):
             return None
-        released = self.release_locks(lease)
-        lost = replace(lease, lost_at=time.time(), released=tuple(released))
+        released = tuple(self.release_locks(lease))
+        named = tuple(names(h) for h in released) if names is not None else ()
+        lost = replace(lease, lost_at=time.time(), released=released, released_names=named)
         self._record_lost(lost)
         return lost
 
@@ -233,9 +240,9 @@ def recover_expired(
     lost = []
     for lease in leases.read_all():
         if lease.expired(now) and not _alive_here(lease):
-            claimed = leases.claim_and_release(lease)
+            claimed = leases.claim_and_release(lease, names)
             if claimed is not None:
-                log.warning("%s", lost_message(claimed, names))
+                log.warning("%s", lost_message(claimed))
                 lost.append(claimed)
     return lost
 
@@ -257,7 +264,7 @@ def _alive_here(lease: Lease) -> bool:
 
 def lost_message(lease: Lease, names: Callable[[str], str] | None = None) -> str:
     """``worker W on HOST lost at HH:MM:SS; released N locks: a, b``."""
-    named = [names(h) if names else h[:12] for h in lease.released]
+    named = list(lease.released_names) or [names(h) if names else h[:12] for h in lease.released]
     when = time.strftime("%H:%M:%S", time.localtime(lease.lost_at or time.time()))
     listed = f": {', '.join(named)}" if named else ""
     return f"worker {lease.worker} on {lease.host} lost at {when}; released {len(named)} locks{listed}"

@@ -29,8 +29,14 @@ return released
 class RedisLeases(LeaseStore):
     """Leases of a redis store (keys in jug's database; see the module docstring)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, owned: bool = False) -> None:
         self.client = client
+        self.owns_client = owned
+
+    def close(self) -> None:
+        """Close the client when this object opened it."""
+        if self.owns_client:
+            self.client.close()
 
     def write(self, lease: Lease) -> None:
         """Register or renew ``lease``."""

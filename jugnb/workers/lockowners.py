@@ -9,9 +9,12 @@ lease owns is plain jug's: shown with its holder and age, never released automat
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..backends.leases import Lease, LeaseStore
+from ..errors import StoreError
 from .locks import LockFile, file_store_folder, read_lock
 
 _SLACK = 1.0
@@ -108,3 +111,36 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def read_leases(jugdir: str, store: Any = None) -> list[Lease]:
+    """Every worker's lease on ``jugdir``, live first, then the lost ones (empty for a ``dict_store``).
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be read.
+    """
+    try:
+        leases = LeaseStore.for_jugdir(jugdir, store)
+    except StoreError:
+        return []
+    try:
+        found = leases.read_all() + leases.read_lost()
+    finally:
+        if store is None:
+            leases.close()
+    return sorted(found, key=lambda one: (one.lost_at is not None or one.expired(), one.host, one.pid))
+
+
+def lease_rows(leases: Sequence[Lease], now: float | None = None) -> list[tuple[str, ...]]:
+    """Rows ``(worker, host, pid, state, done, failed, slurm job)`` for people, from leases."""
+    now = time.time() if now is None else now
+    rows: list[tuple[str, ...]] = []
+    for lease in leases:
+        slurm = lease.slurm_job or ""
+        if lease.slurm_array_job and lease.slurm_array_task:
+            slurm = f"{lease.slurm_array_job}_{lease.slurm_array_task}"
+        counts = (str(lease.done), str(lease.failed))
+        rows.append((lease.worker, lease.host, str(lease.pid), lease.describe(now), *counts, slurm))
+    return rows
