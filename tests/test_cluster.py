@@ -170,6 +170,9 @@ def test_a_plain_jug_lock_has_no_lease_and_is_never_released(
     assert f"held by jug, pid {pid} on hostC, no lease (locked " in out
     assert lock.exists()
     assert started_on(project, "hostB") == 0
+    status = run("jugnb", "status", "graph.ipynb", cwd=project).stdout
+    assert "1 active tasks are locked by processes without a lease (plain jug):" in status, status
+    assert f"  graph.work: held by jug, pid {pid} on hostC, no lease (locked " in status
 
 
 def test_redis_over_a_private_network_recovers_a_killed_host(
@@ -203,7 +206,7 @@ def test_a_cleanup_during_a_run_runs_no_task_twice(
     cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     project, env = cluster
-    env = {**env, "L12_N": "30"}
+    env = {**env, "L12_N": "40", "L12_SLEEP": "0.5"}  # 5 s: the cleanups run while tasks are locked
     with hosts("hostA", "hostB") as h:
         procs = [
             h[name].start(jugnb_execute(), cwd=project, env=env, log=project / f"{name}.log")
@@ -220,7 +223,7 @@ def test_a_cleanup_during_a_run_runs_no_task_twice(
     assert "Removed 0 locks\n" in locks_only.stdout, locks_only.stdout
     assert codes == [0, 0]
     starts = Counter(x for kind, x, _, _ in effects(project) if kind == "start")
-    assert starts == Counter(range(30))
+    assert starts == Counter(range(40))
     log = (project / "graph.jugdata.jugnb" / "cleanup.log").read_text()
     assert "cleanup locks-only by pid" in log and ": 0 results, 0 locks" in log
 

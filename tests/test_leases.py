@@ -171,3 +171,21 @@ def test_the_panel_s_poller_recovers_a_lost_worker_and_shows_it(graph: Any) -> N
     assert rows["near.0"].alive is True and rows["near.0"].state == "idle"
     assert rows["far.1"].alive is False and rows["far.1"].state.startswith("lost ")
     assert socket.gethostname() not in ("hostZ", "hostQ")
+
+
+def test_status_notes_name_lost_workers_and_plain_jug_locks(tmp_path: Path) -> None:
+    from jug.backends.file_store import file_store
+
+    from jugnb.workers.lockowners import lock_notes
+
+    jugdir = tmp_path / "g.jugdata"
+    leases = LeaseStore.for_jugdir(str(jugdir))
+    dead = dead_lease("far.1", "hostZ", 31337)
+    leases.write(dead)
+    file_lock(jugdir, "a" * 40, 31337, "hostZ", dead.renewed - 1)
+    file_lock(jugdir, "b" * 40, 8, "hostY", time.time() - 30)
+    lines = lock_notes(str(jugdir), file_store(str(jugdir)), {"a" * 40: "g.work"})
+    assert lines[0] == "1 active tasks are locked by LOST workers (not running):"
+    assert lines[1].startswith("  g.work: lost: worker far.1 on hostZ lost ")
+    assert "`jugnb cleanup NOTEBOOK.ipynb --locks-only`" in lines[1]
+    assert lines[3].startswith("  bbbbbbbbbbbb: held by jug, pid 8 on hostY, no lease (locked 30 s ago)")

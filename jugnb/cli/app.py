@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit code: 0 on success, 2 for a usage or input error, otherwise the jug subcommand's code.
     """
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -73,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     if argv[0] == "workers":
         return _workers(argv[1:])
-    return run_child([sys.executable, "-m", "jugnb.cli.jugrun", *argv])
+    command = [sys.executable, "-m", "jugnb.cli.jugrun", *argv]
+    if from_command_line and argv[0] == "execute":
+        # The `jugnb` command itself: become the execute process (one interpreter start less before the
+        # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    return run_child(command)
 
 
 def _export_parser() -> argparse.ArgumentParser:

@@ -235,6 +235,8 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
+        if options.subcommand == "status":
+            _status_lock_notes(jugdir, opened)
     except store_lost_errors() as lost:
         raise JugnbError(str(lost) + _left_locks(opened, argv)) from None
     finally:
@@ -261,6 +263,22 @@ def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> i
     removal = cleanup(store, list(jugtask.alltasks), mode=mode, dry_run=dry, jugdir=jugdir, force=force)
     print("\n".join(removal_lines(removal, mode, jug_words=True)))
     return 0
+
+
+def _status_lock_notes(jugdir: str, opened: Any) -> None:
+    """After jug's status table: who holds the locks that no live jugnb worker holds (lost, plain jug)."""
+    from jug import task as jugtask
+    from jug.backends import select
+
+    from ..workers.lockowners import lock_notes
+
+    if kind_of(jugdir) in ("dict_store", "dict_store_file"):
+        return
+    store = opened if opened is not None else select(jugdir)
+    names = {t.hash().decode("ascii"): str(t.name) for t in jugtask.alltasks}
+    lines = lock_notes(jugdir, store, names)
+    if lines:
+        print("\n".join(lines))
 
 
 def _warn_password_in_argv(argv: list[str]) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 from ..backends.leases import LeaseStore, configured_timing
 from ..backends.spec import child_environment, with_env_password
 from ..workers.lockowners import LockOwners
+from ..workers.loop import EXIT_IMPORT_FAILED
 
 EXIT_LEFT = 1
 
@@ -191,7 +192,6 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     options : jug options
         jug's parsed options (wait cycles, name selection).
     """
-    _import(jugfile, jugdir, store)  # an import error stops here, named by cell, before any worker starts
     n = jobs if jobs is not None else default_jobs()
     idle = float(options.execute_wait_cycle_time) * int(options.execute_nr_wait_cycles)
     workers = CliWorkers(jugfile, jugdir, execute_options(argv, position), idle)
@@ -203,6 +203,9 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     finally:
         workers.remove_folder()
     from jug.subcommands import maybe_print_citation_info
+
+    if EXIT_IMPORT_FAILED in codes:
+        _import(jugfile, jugdir, store)  # raises the error, named by cell (the workers said nothing)
 
     text, left = summary(jugfile, jugdir, store, options, executed)
     print(f"jugnb execute: {n} worker(s) ended after {time.monotonic() - started:.1f} s. {text}", flush=True)

@@ -23,6 +23,7 @@ from ..session.loader import LoadedGraph
 from ..status.reader import StatusReader, StatusSnapshot
 from ..status.render import status_html, status_text
 from ..workers.cleanupguard import removal_lines
+from ..workers.lockowners import lock_notes
 from ..workers.records import RecordLog, TaskRecord
 from .views import Rendered, preformatted
 
@@ -171,6 +172,9 @@ class StatusCommand(Command):
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
                 "not defined yet."
             )
+        if snapshot.total.active and graph.jugdir.shareable:
+            names = {t.hash().decode("ascii"): str(t.name) for t in graph.tasks}
+            notes.append("\n".join(lock_notes(graph.jugdir.spec, graph.store, names)))
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)

@@ -9,7 +9,7 @@ lease owns is plain jug's: shown with its holder and age, never released automat
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,3 +144,44 @@ def lease_rows(leases: Sequence[Lease], now: float | None = None) -> list[tuple[
         counts = (str(lease.done), str(lease.failed))
         rows.append((lease.worker, lease.host, str(lease.pid), lease.describe(now), *counts, slurm))
     return rows
+
+
+def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5) -> list[str]:
+    """Lines about locks that no live jugnb worker holds: lost workers' (with the fix) and plain jug's.
+
+    The status table counts such tasks as active; these lines say who really holds them.
+
+    Parameters
+    ----------
+    jugdir : str
+    store : jug store
+        Its ``listlocks()`` names the locked tasks.
+    names : mapping
+        Task hash -> task name (hashes of other jugfiles are shown shortened).
+    most : int
+        Locks listed one by one per kind at most.
+    """
+    try:
+        leases: LeaseStore | None = LeaseStore.for_jugdir(jugdir, store)
+    except StoreError:
+        return []
+    owners = LockOwners(jugdir, leases)
+    lost: list[str] = []
+    plain: list[str] = []
+    for raw in store.listlocks():
+        key = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+        owner = owners.owner(key)
+        name = names.get(key, key[:12])
+        if owner.kind == "lost":
+            lost.append(f"  {name}: {owners.describe(key)}")
+        elif owner.kind == "jug":
+            plain.append(f"  {name}: {owners.describe(key)}")
+    lines = []
+    if lost:
+        lines.append(f"{len(lost)} active tasks are locked by LOST workers (not running):")
+        lines += lost[:most] + ([f"  ... and {len(lost) - most} more"] if len(lost) > most else [])
+    if plain:
+        lines.append(f"{len(plain)} active tasks are locked by processes without a lease (plain jug):")
+        lines += plain[:most] + ([f"  ... and {len(plain) - most} more"] if len(plain) > most else [])
+        lines.append("  jugnb never releases these: if that process is gone, `cleanup --locks-only` does.")
+    return lines

@@ -75,6 +75,11 @@ CONFIRM_TICKS = 3
 _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
+EXIT_IMPORT_FAILED = 4
+
+
+class ImportFailed(Exception):
+    """Importing the jugfile raised (the worker exits with :data:`EXIT_IMPORT_FAILED`)."""
 
 
 class Stop(BaseException):
@@ -194,6 +199,11 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except ImportFailed:
+            if not self.args.summary_file:
+                log.exception("worker %s failed", self.args.worker_id)
+            # `jugnb execute` imports the jugfile itself and names the cell: no traceback from each worker.
+            code = EXIT_IMPORT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -234,9 +244,12 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                raise ImportFailed(err) from err
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
@@ -409,7 +422,10 @@ def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
+    """Run one worker; return its exit code.
+
+    0 done or drained, 1 a task failed, 2 bad setup, 3 store lost, 4 the jugfile's import failed.
+    """
     control = Control()
     install_signals(control)
     args = parse_args(sys.argv[1:] if argv is None else argv)
