@@ -19,7 +19,8 @@ from typing import Any
 import jug.task
 import pytest
 
-from jugnb.backends.leases import Lease, LeaseStore, configured_timing, recover_expired
+from jugnb.backends import leases_of
+from jugnb.backends.leases import Lease, configured_timing, recover_expired
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.poller import StatusPoller
 from jugnb.widgets.progress import ProgressPanel
@@ -53,7 +54,7 @@ def file_lock(jugdir: Path, task_hash: str, pid: int, host: str, mtime: float) -
 
 
 def test_a_file_lease_is_renewed_by_rename_and_read_from_its_content(tmp_path: Path) -> None:
-    leases = LeaseStore.for_jugdir(str(tmp_path / "g.jugdata"))
+    leases = leases_of(str(tmp_path / "g.jugdata"))
     lease = Lease.new("w1", interval=1.0, timeout=5.0)
     leases.write(lease)
     path = tmp_path / "g.jugdata.jugnb" / "leases" / "w1.json"
@@ -68,7 +69,7 @@ def test_a_file_lease_is_renewed_by_rename_and_read_from_its_content(tmp_path: P
 
 def test_only_the_locks_of_an_expired_lease_are_released_once(tmp_path: Path) -> None:
     jugdir = tmp_path / "g.jugdata"
-    leases = LeaseStore.for_jugdir(str(jugdir))
+    leases = leases_of(str(jugdir))
     dead = dead_lease("dead.0", "hostZ", 4242)
     leases.write(dead)
     leases.write(Lease.new("alive.0", interval=1.0, timeout=30.0))
@@ -97,7 +98,7 @@ def test_only_the_locks_of_an_expired_lease_are_released_once(tmp_path: Path) ->
 
 
 def test_a_late_lease_of_a_live_local_process_is_not_lost(tmp_path: Path) -> None:
-    leases = LeaseStore.for_jugdir(str(tmp_path / "g.jugdata"))
+    leases = leases_of(str(tmp_path / "g.jugdata"))
     me = replace(Lease.new("me.0", 1.0, 5.0), renewed=time.time() - 60)  # a stopped process, say
     leases.write(me)
     assert me.expired() and recover_expired(leases) == []
@@ -106,7 +107,7 @@ def test_a_late_lease_of_a_live_local_process_is_not_lost(tmp_path: Path) -> Non
 def test_redis_leases_expire_by_ttl_and_release_only_owned_locks(redis_db: str) -> None:
     import redis
 
-    leases = LeaseStore.for_jugdir(redis_db)
+    leases = leases_of(redis_db)
     client = redis.Redis.from_url(redis_db)
     try:
         lease = replace(dead_lease("r.0", "hostZ", 99, ago=0.0), timeout=0.3)
@@ -147,7 +148,7 @@ def graph(tmp_path: Path, load_jugfile: Callable[[Path, Path], dict[str, Any]]) 
     load_jugfile(jugfile, jugdir)
     yield SimpleNamespace(
         tasks=tuple(jug.task.alltasks), store=jug.task.Task.store, barrier=None,
-        jugdir=SimpleNamespace(spec=str(jugdir), shareable=True),
+        jugdir=SimpleNamespace(spec=str(jugdir)),
     )  # fmt: skip
     StatusPoller.stop_all()
 
@@ -155,7 +156,7 @@ def graph(tmp_path: Path, load_jugfile: Callable[[Path, Path], dict[str, Any]]) 
 def test_the_panel_s_poller_recovers_a_lost_worker_and_shows_it(graph: Any) -> None:
     jugdir = Path(graph.jugdir.spec)
     first = graph.tasks[0]
-    leases = LeaseStore.for_jugdir(str(jugdir))
+    leases = leases_of(str(jugdir))
     dead = dead_lease("far.1", "hostZ", 31337)
     leases.write(dead)
     lock = file_lock(jugdir, first.hash().decode(), 31337, "hostZ", dead.renewed - 1)
@@ -179,7 +180,7 @@ def test_status_notes_name_lost_workers_and_plain_jug_locks(tmp_path: Path) -> N
     from jugnb.workers.lockowners import lock_notes
 
     jugdir = tmp_path / "g.jugdata"
-    leases = LeaseStore.for_jugdir(str(jugdir))
+    leases = leases_of(str(jugdir))
     dead = dead_lease("far.1", "hostZ", 31337)
     leases.write(dead)
     file_lock(jugdir, "a" * 40, 31337, "hostZ", dead.renewed - 1)

@@ -8,7 +8,7 @@ jugnb worker or a kernel's poller then releases the locks it held (:func:`recove
 survivors run those tasks. Locks that no lease owns (plain ``jug execute``) and failed marks are never
 released.
 
-Per store (the store picks; see :meth:`LeaseStore.for_jugdir`):
+Per store (``jugnb.backends.leases_of(jugdir)`` picks, through the jugdir's :class:`Backend`):
 
 - **file store** (and ``file_keepalive:``): one JSON file per worker in ``<jugdir>.jugnb/leases/``,
   renewed by writing a new file and renaming it over the old one (atomic, and NFS clients see the new
@@ -33,8 +33,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
 
 from ..errors import StoreError
 
@@ -140,28 +138,6 @@ class Lease:
 class LeaseStore(ABC):
     """Where the leases of one jugdir live (the API that workers, pools and SLURM support share)."""
 
-    @staticmethod
-    def for_jugdir(jugdir: str, store: Any = None) -> LeaseStore:
-        """Return the lease store of ``jugdir`` (``store``: jug's open store, whose redis client is shared).
-
-        Raises
-        ------
-        StoreError
-            For a ``dict_store``: its workers cannot be shared, so there is nothing to lease.
-        """
-        if jugdir.startswith("redis:"):
-            from .redis_leases import RedisLeases
-            from .redis_store import client_for
-
-            return RedisLeases(*client_for(jugdir, store))
-        if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
-            raise StoreError("leases need a store that worker processes share, not a dict_store.")
-        folder = jugdir[len("file_keepalive:") :] if jugdir.startswith("file_keepalive:") else jugdir
-        # Beside the jugdir, as the records are (jug cleanup deletes what it finds inside it).
-        from .file_leases import FileLeases
-
-        return FileLeases(Path(os.path.abspath(folder.rstrip("/") + ".jugnb")) / "leases", folder)
-
     @abstractmethod
     def write(self, lease: Lease) -> None:
         """Register or renew ``lease``."""
@@ -216,6 +192,10 @@ class LeaseStore(ABC):
         lost = replace(lease, lost_at=time.time(), released=released, released_names=named)
         self._record_lost(lost)
         return lost
+
+    @abstractmethod
+    def append_cleanup_log(self, line: str) -> None:
+        """Append one line to the jugdir's log of cleanups (what was removed, when, by whom)."""
 
     def close(self) -> None:  # noqa: B027 - nothing to close for files
         """Release connections this object opened."""

@@ -33,6 +33,10 @@ class RedisLeases(LeaseStore):
         self.client = client
         self.owns_client = owned
 
+    def append_cleanup_log(self, line: str) -> None:
+        """Append to the list ``jugnb:cleanup-log``."""
+        self.client.rpush("jugnb:cleanup-log", line)
+
     def close(self) -> None:
         """Close the client when this object opened it."""
         if self.owns_client:

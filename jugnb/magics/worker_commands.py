@@ -12,14 +12,15 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
 from ..backends.leases import Lease
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..status.reader import StatusSnapshot
+from ..status.records import TaskRecord
 from ..workers.env import EXIT_STORE_LOST
 from ..workers.lockowners import lease_rows, read_leases
 from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from ..workers.records import TaskRecord
-from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
+from .command import Command, add_selection, latest_records, selection, status_snapshot
 from .views import Rendered
 
 
@@ -33,7 +34,7 @@ def default_jobs() -> int:
 
 def execute_options(args: Any) -> ExecuteOptions:
     """Jug execute's options from parsed ``%jug execute`` arguments."""
-    name, pattern = _selection(args)
+    name, pattern = selection(args)
     return ExecuteOptions(
         name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
     )
@@ -86,7 +87,7 @@ class ExecuteCommand(Command):
             action="store_true",
             help="List what would run, by task name and reason, with the expected cost; run nothing.",
         )
-        _add_selection(parser, required=False)
+        add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
         parser.add_argument(
@@ -113,9 +114,10 @@ class ExecuteCommand(Command):
 
 def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
-    if not session.jugdir.shareable:
+    backend = select(session.jugdir.spec)
+    if not backend.supports_workers:
         msg = (
-            f"{session.jugdir.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
+            f"{backend.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
             "kernel, or a jugdir on disk or in redis."
         )
         raise UsageError(msg)
@@ -172,7 +174,7 @@ def _leases(magics: Any) -> list[Lease]:
         graph = magics.graph
     except UsageError:
         return []
-    return read_leases(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else []
+    return read_leases(graph.jugdir.spec, graph.store)  # none for a dict_store
 
 
 def workers_table(infos: list[WorkerInfo], leases: Sequence[Lease] = ()) -> Rendered:

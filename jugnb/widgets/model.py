@@ -2,7 +2,7 @@
 
 :class:`ProgressModel` turns a :class:`~jugnb.status.reader.StatusSnapshot`, the pool's
 :class:`~jugnb.workers.pool.WorkerInfo` and :class:`~jugnb.workers.pool.PoolEvent` lists and new
-:class:`~jugnb.workers.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
+:class:`~jugnb.status.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
 need.
 
 This module imports neither ipywidgets nor IPython.
@@ -110,7 +110,7 @@ class ProgressModel:
             self._events.append(EventRow(lease.lost_at or time.time(), "lost", lost_message(lease)))
 
     def add_records(self, records: Iterable[Any], our_workers: Sequence[str] = ()) -> None:
-        """Take in new :class:`~jugnb.workers.records.TaskRecord` objects: durations, others, failures."""
+        """Take in new :class:`~jugnb.status.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
             if record.status == "ok" and record.duration is not None:

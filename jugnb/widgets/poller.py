@@ -27,10 +27,11 @@ from typing import Any
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
-from ..backends.leases import LeaseStore, recover_expired
+from ..backends import leases_of
+from ..backends.leases import recover_expired
 from ..errors import StoreError
 from ..status.reader import StatusReader, StatusSnapshot
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from .model import ProgressModel
 from .viewmodel import ProgressView
 
@@ -241,10 +242,10 @@ class StatusPoller(LoggingConfigurable):
     def _leases_of(self, graph: Any) -> None:
         """Read every worker's lease; release the locks of expired ones (the poller recovers too)."""
         jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
-        if not jugdir or not getattr(graph.jugdir, "shareable", False):
+        if not jugdir:
             return
         try:
-            leases = LeaseStore.for_jugdir(jugdir, getattr(graph, "store", None))
+            leases = leases_of(jugdir, getattr(graph, "store", None))
             lost = recover_expired(leases, _namer(graph))
             self.model.set_leases(leases.read_all() + leases.read_lost(), lost)
         except (StoreError, OSError) as err:

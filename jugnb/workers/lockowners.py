@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends import LockOwner, leases_of, select
 from ..backends.leases import Lease, LeaseStore
 from ..errors import StoreError
-from .locks import LockFile, file_store_folder, read_lock
 
 _SLACK = 1.0
 FIX_LOST = (
@@ -35,13 +35,13 @@ class Owner:
         plain jug, or a redis lock without a recorded owner), ``"failed"`` (a ``--keep-failed`` mark).
     lease : Lease or None
         The owning lease (live or lost).
-    lock : LockFile or None
-        The file lock (file stores).
+    lock : LockOwner or None
+        What the lock itself says (pid, host and mtime when the store records them).
     """
 
     kind: str
     lease: Lease | None
-    lock: LockFile | None
+    lock: LockOwner | None
 
 
 class LockOwners:
@@ -54,9 +54,10 @@ class LockOwners:
         ``None`` for a store without leases.
     """
 
-    def __init__(self, jugdir: str, leases: LeaseStore | None) -> None:
+    def __init__(self, jugdir: str, leases: LeaseStore | None, store: Any = None) -> None:
         self.jugdir = jugdir
-        self.folder = file_store_folder(jugdir)
+        self.backend = select(jugdir)
+        self.store = store
         registered = leases.read_all() if leases is not None else []
         self.leases = registered + (leases.read_lost() if leases is not None else [])
         self.redis_owners = leases.lock_owners() if leases is not None else {}
@@ -68,15 +69,15 @@ class LockOwners:
 
     def owner(self, task_hash: str) -> Owner:
         """Who holds the lock of ``task_hash`` (the lock is assumed to exist)."""
-        if self.folder is None:
-            worker = self.redis_owners.get(task_hash)
-            match = next((lease for lease in self.leases if lease.worker == worker), None)
-            return Owner(self._kind(match), match, None)
-        lock = read_lock(self.folder / "locks" / f"{task_hash}.lock")
+        lock = self.backend.lock_owner(task_hash, self.store)
         if lock is not None and lock.failed:
             return Owner("failed", None, lock)
+        if not self.backend.lock_names_owner:  # the owner is recorded beside the lock (redis)
+            worker = self.redis_owners.get(task_hash)
+            match = next((lease for lease in self.leases if lease.worker == worker), None)
+            return Owner(self._kind(match), match, lock)
         match = None
-        if lock is not None:
+        if lock is not None and lock.mtime is not None:
             for lease in self.leases:
                 if (lease.host, lease.pid) == (lock.host, lock.pid) and lock.mtime >= lease.started - _SLACK:
                     if match is None or lease.lost_at is None:
@@ -99,7 +100,7 @@ class LockOwners:
             return f"running on worker {lease.worker} ({lease.host}, pid {lease.pid})"
         if owner.kind == "lost" and lease is not None:
             return f"lost: worker {lease.worker} on {lease.host} {lease.describe(now)}; {FIX_LOST}"
-        if lock is not None and lock.pid is not None:
+        if lock is not None and lock.pid is not None and lock.mtime is not None:
             age = _age(now - lock.mtime)
             return f"held by jug, pid {lock.pid} on {lock.host}, no lease (locked {age} ago)"
         return "held by jug (no owner recorded), no lease"
@@ -122,7 +123,7 @@ def read_leases(jugdir: str, store: Any = None) -> list[Lease]:
         When the store cannot be read.
     """
     try:
-        leases = LeaseStore.for_jugdir(jugdir, store)
+        leases = leases_of(jugdir, store)
     except StoreError:
         return []
     try:
@@ -162,10 +163,10 @@ def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5)
         Locks listed one by one per kind at most.
     """
     try:
-        leases: LeaseStore | None = LeaseStore.for_jugdir(jugdir, store)
+        leases: LeaseStore | None = leases_of(jugdir, store)
     except StoreError:
         return []
-    owners = LockOwners(jugdir, leases)
+    owners = LockOwners(jugdir, leases, store)
     lost: list[str] = []
     plain: list[str] = []
     for raw in store.listlocks():

@@ -39,10 +39,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backends.leases import Lease, LeaseStore, configured_timing
-from ..backends.spec import open_store, redact
+from ..backends import leases_of, select, store_lost_errors
+from ..backends.leases import Lease, configured_timing
+from ..backends.spec import redact
 from ..errors import JugnbError, StoreUnreachable
 from ..staleness.fingerprint import FingerprintStore
+from ..status.records import RecordLog
 from .env import (
     EXIT_STORE_LOST,
     Control,
@@ -51,14 +53,12 @@ from .env import (
     put_jugdir_on_stdin,
     read_pointer,
     stat_key,
-    store_lost_errors,
     watch_parent,
 )
 from .heartbeat import Heartbeat
 from .leasekeeper import LeaseKeeper
-from .locks import Holder, bump_redis_changes, change_token, holder
+from .locks import Holder, holder
 from .recorder import TaskRecorder
-from .records import RecordLog
 
 log = logging.getLogger("jugnb.workers.loop")
 
@@ -114,7 +114,8 @@ class Worker:
             Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
         )
         # Opened here, not by jug: jug's redis store drops the URL's password and database number.
-        self.store: Any = open_store(args.jugdir, fatal=True, retry_for=args.store_retry)
+        self.backend = select(args.jugdir)
+        self.store: Any = self.backend.open(fatal=True, retry_for=args.store_retry)
         self.recorder = TaskRecorder(
             RecordLog.for_jugdir(args.jugdir, self.store),
             self.heartbeat,
@@ -129,7 +130,7 @@ class Worker:
     def _lease_keeper(self) -> LeaseKeeper | None:
         """Make the keeper of this worker's lease (``None`` for a store without shared workers)."""
         try:
-            leases = LeaseStore.for_jugdir(self.args.jugdir, self.store)
+            leases = leases_of(self.args.jugdir, self.store)
         except JugnbError:
             return None
         interval, timeout = configured_timing(self.args.lease_interval, self.args.lease_timeout)
@@ -194,7 +195,7 @@ class Worker:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
             code = EXIT_DRAINED
         except store_lost_errors() as lost:
-            held = sorted(getattr(self.store.redis, "held_locks", ()))
+            held = self.backend.held_locks(self.store)
             log.error("stopping: %s", lost)
             code = EXIT_STORE_LOST
         except SystemExit as exc:
@@ -288,7 +289,7 @@ class Worker:
         failures, stuck_once, quiet_since, first = False, False, time.monotonic(), True
         while True:
             self.check_control()
-            token = change_token(self.args.jugdir, self.store)
+            token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
             mine = _unfinished(mine, state)
             if mine:
@@ -321,9 +322,8 @@ class Worker:
         return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
 
     def _announce_change(self, _task: Any) -> None:
-        """Wake waiting workers of a redis store (file stores: the lock release itself does)."""
-        if hasattr(self.store, "redis"):
-            bump_redis_changes(self.store.redis)
+        """Wake waiting workers where the store does not signal changes by itself."""
+        self.backend.notify_change(self.store)
 
     def _nr_done(self) -> int:
         return self.recorder.nr_executed + self.recorder.nr_failed
@@ -366,7 +366,7 @@ class Worker:
         while True:
             time.sleep(self.args.poll_interval)
             self.check_control()
-            if fresh or change_token(self.args.jugdir, self.store) != token:
+            if fresh or self.backend.change_token(self.store) != token:
                 return True
             if time.monotonic() >= deadline:
                 return False
