@@ -39,8 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backends import leases_of, select, store_lost_errors
-from ..backends.leases import Lease, configured_timing
+from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugnbError, StoreUnreachable
 from ..staleness.fingerprint import FingerprintStore
@@ -56,7 +55,7 @@ from .env import (
     watch_parent,
 )
 from .heartbeat import Heartbeat
-from .leasekeeper import LeaseKeeper
+from .leasekeeper import keeper_for
 from .locks import Holder, holder
 from .recorder import TaskRecorder
 
@@ -125,33 +124,7 @@ class Worker:
             fingerprint_store(args.jugdir, self.store),
         )
         self._scan_cost = 0.0
-        self.keeper = self._lease_keeper()
-
-    def _lease_keeper(self) -> LeaseKeeper | None:
-        """Make the keeper of this worker's lease (``None`` for a store without shared workers)."""
-        try:
-            leases = leases_of(self.args.jugdir, self.store)
-        except JugnbError:
-            return None
-        interval, timeout = configured_timing(self.args.lease_interval, self.args.lease_timeout)
-        lease = Lease.new(self.args.worker_id, interval, timeout)
-        return LeaseKeeper(leases, lease, self._lease_state, self._lease_lost, _task_names)
-
-    def _lease_state(self) -> dict[str, Any]:
-        beat = self.heartbeat.state
-        state = "draining" if self.control.draining is not None else str(beat.get("state", "starting"))
-        running = state == "running" or beat.get("state") == "running"
-        return {
-            "state": state,
-            "task": beat.get("task") if running else None,
-            "task_hash": beat.get("hash") if running else None,
-            "task_since": beat.get("since") if running else None,
-            "done": self.recorder.nr_executed,
-            "failed": self.recorder.nr_failed,
-        }
-
-    def _lease_lost(self) -> None:
-        self.control.request_drain("this worker's lease expired; its locks were released")
+        self.keeper = keeper_for(self)
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -400,16 +373,6 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
                 out.append(dep)
                 stack.append(dep)
     return out
-
-
-def _task_names(task_hash: str) -> str:
-    """Return the name of the task of this jugfile with ``task_hash`` (its first 12 digits when unknown)."""
-    from jug import task
-
-    for t in list(task.alltasks):
-        if t.hash().decode("ascii") == task_hash:
-            return str(t.name)
-    return task_hash[:12]
 
 
 def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:
