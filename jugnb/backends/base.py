@@ -96,6 +96,8 @@ class Backend(ABC):
     keeps_records: ClassVar[bool] = True
     #: Whether a lock records its owner (pid and host), so that a dead owner's locks can be found.
     lock_names_owner: ClassVar[bool] = False
+    #: Whether results outlive the process that stored them (not so for an in-memory ``dict_store``).
+    persistent: ClassVar[bool] = True
     #: Whether a kernel should keep its open store across reloads of the jugfile (state or connections).
     reuse_open_store: ClassVar[bool] = False
 

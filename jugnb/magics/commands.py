@@ -235,7 +235,7 @@ class ConfigCommand(Command):
                 str(session.jugdir),
                 f"{jugdir_source}; configured as {redact(spec)!r}" if "%" in spec else jugdir_source,
             ),
-            ("state folder", str(session.project.state_dir), "beside the notebook"),
+            ("state folder", str(session.project.state_dir), magics.state_dir_source()),
             ("show_summary", str(magics.show_summary), "%config JugMagics.show_summary"),
         ]
         width = max(len(r[0]) for r in rows)

@@ -40,7 +40,9 @@ def read_pointer(pointer: Path) -> str:
     FileNotFoundError
         If there is no pointer file (the kernel has not written a jugfile yet).
     """
-    return pointer.read_text(encoding="utf-8").strip()
+    # The file holds the path's bytes as the filesystem has them (see NotebookSession.load): decoded as
+    # this process decodes file names, it names the file under any locale.
+    return os.fsdecode(pointer.read_bytes().strip())
 
 
 def stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -81,13 +83,14 @@ def read_jugdir_from_stdin() -> str:
     The command line is readable by every local user and the environment by the user's other processes
     (``ps e``); a redis jugdir may hold a password, so it goes through a pipe that only we read.
     """
-    return sys.stdin.readline().rstrip("\n")
+    # Bytes as file names have them (os.fsencode on the other side): right under any locale.
+    return os.fsdecode(sys.stdin.buffer.readline().rstrip(b"\n"))
 
 
 def put_jugdir_on_stdin(jugdir: str) -> None:
     """Make stdin a pipe holding ``jugdir``, for the fresh interpreter that ``os.execv`` starts next."""
     read_end, write_end = os.pipe()
-    os.write(write_end, jugdir.encode("utf-8") + b"\n")  # far below a pipe's buffer: never blocks
+    os.write(write_end, os.fsencode(jugdir) + b"\n")  # far below a pipe's buffer: never blocks
     os.close(write_end)
     os.dup2(read_end, 0)  # dup2 makes fd 0 inheritable across exec
     os.close(read_end)

@@ -41,7 +41,8 @@ from typing import Any
 
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
-from ..errors import JugnbError, StoreUnreachable
+from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..session.loader import snapshot_import_error
 from ..staleness.fingerprint import FingerprintStore
 from ..status.records import RecordLog
 from .env import (
@@ -173,11 +174,11 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
-        except ImportFailed:
+        except JugfileImportError as err:
+            # `jugnb execute` names the cell itself, once for all its workers (exit code 4 tells it to).
             if not self.args.summary_file:
-                log.exception("worker %s failed", self.args.worker_id)
-            # `jugnb execute` imports the jugfile itself and names the cell: no traceback from each worker.
-            code = EXIT_IMPORT_FAILED
+                log.error("%s", err)
+            code = EXIT_IMPORT_FAILED if self.args.summary_file else EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -223,7 +224,8 @@ class Worker:
                     options.jugfile, options.jugdir, on_error="propagate", store=self.store
                 )
             except Exception as err:
-                raise ImportFailed(err) from err
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
