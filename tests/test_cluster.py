@@ -166,7 +166,12 @@ def test_a_plain_jug_lock_has_no_lease_and_is_never_released(
         h["hostC"].start(
             ["jug", "execute", "graph.py", "--will-cite"], cwd=project, env=env, log=project / "C.log"
         )
-        (lock,) = wait_until(lambda: list(lock_folder.glob("*.lock")), TIMEOUT, "plain jug's lock")
+        # jug creates the lock file, then writes its owner into it: wait for the content.
+        (lock,) = wait_until(
+            lambda: [p for p in lock_folder.glob("*.lock") if p.read_text().strip()],
+            TIMEOUT,
+            "plain jug's lock",
+        )
         pid = int(lock.read_text().split()[1])
         h["hostC"].kill()
         # Longer than the lease timeout: a jugnb worker would have been recovered by now.
