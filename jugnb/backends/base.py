@@ -190,6 +190,17 @@ class Backend(ABC):
         """Hashes of the locks this process may still hold after losing its store (redis), sorted."""
         return []
 
+    def result_location(self, task_hash: str) -> str:
+        """Describe where the result of ``task_hash`` is stored, for messages (never with a password)."""
+        return f"the {self.kind} {self}"
+
+    def stored_result(self, task_hash: str, store: Any) -> bytes | None:
+        """Return the encoded bytes of a stored result as jug wrote them; ``None`` if they cannot be read.
+
+        Used to tell a truncated result from a stored ``None`` (jug decodes both as ``None``).
+        """
+        return None
+
     def change_token(self, store: Any = None) -> tuple[int, ...]:
         """Return a cheap value that changes whenever a task is locked or unlocked (hence finished).
 

@@ -199,6 +199,11 @@ def _workers(argv: list[str]) -> int:
     if pool is None and not shown:
         print(f"No workers are running for {args.notebook}.")
         return 0
+    if pool is not None and pool.leftover():
+        print(
+            f"The kernel that started them (pid {pool.kernel_pid}) is gone and they are not detached: each "
+            "stops on its own within WorkerPool.shutdown_timeout seconds of its end."
+        )
     if pool is not None and (args.stop or args.now):
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")

@@ -30,6 +30,7 @@ from ..notebook.export import export_notebook
 from ..notebook.jugfile import Jugfile
 from ..notebook.project import Project
 from ..session.loader import import_error, quiet_import_log, raised_importing
+from ..session.misuse import construct_checks
 from .exitcodes import JUG_FAILED, REFUSED
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
@@ -133,7 +134,7 @@ def _import_errors_named(snapshot: str | None, jugfile: Jugfile | None) -> Itera
     # The names jug's subcommands call it by: execute imported it, status calls jug.init.
     jug.init = jug.jug.init = execute_command.init = init
     try:
-        with quiet_import_log():
+        with quiet_import_log(), construct_checks():  # misused constructs named by cell, as in the kernel
             yield
     except Exception as err:
         if not raised_importing(err, snapshot):

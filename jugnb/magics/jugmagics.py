@@ -98,6 +98,8 @@ class JugMagics(Magics):
         self._session: NotebookSession | None = None
         self._cell_id: str | None = None
         self._bound: dict[str, Any] = {}
+        # Outdated tasks, shared by every session of this kernel: they survive `%jug reset`.
+        self._retired: dict[bytes, tuple[str, str | None]] = {}
         self._pool: Any = None
         self.reproducibility = ReproducibilityCheck()
         self.panel: Any = None  # the last progress panel shown
@@ -277,6 +279,8 @@ class JugMagics(Magics):
     def reset(self) -> None:
         """Forget every fragment and the loaded graph, and re-read the configuration (``%jug reset``)."""
         self._unbind()
+        if self._session is not None:
+            self._session.reset()  # its tasks become outdated: value() of them says so
         self._session = None
 
     def close(self) -> None:
@@ -315,7 +319,9 @@ class JugMagics(Magics):
             project = self._project()
             spec, _ = self.jugdir_setting(project)
             return NotebookSession(
-                project, resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd())
+                project,
+                resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd()),
+                retired=self._retired,
             )
         except JugnbError as err:
             raise UsageError(str(err)) from err

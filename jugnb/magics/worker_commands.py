@@ -52,10 +52,24 @@ def pool_of(magics: Any) -> WorkerPool | None:
             )
         except NotRunning:
             return None
+        if pool.leftover():
+            _stop_leftovers(pool)
+            return None
         magics._pool = pool
         magics.shell.configurables.append(pool)
         print(f"Re-attached to {sum(w.alive for w in pool.workers())} running workers of {pool.module}.")
     return pool
+
+
+def _stop_leftovers(pool: WorkerPool) -> None:
+    """Stop the workers a previous kernel started without ``--detach`` (they are stopping on their own)."""
+    pids = [w.pid for w in pool.workers() if w.alive]
+    print(
+        f"{_plural(len(pids), 'worker')} (pids {', '.join(map(str, pids))}) of a previous kernel (pid "
+        f"{pool.kernel_pid}, gone) are still stopping: they were not started with --detach, so a kernel "
+        "restart ends them. Stopping them now and releasing their locks; `%jug execute` starts new ones."
+    )
+    pool.stop(now=True)
 
 
 class ExecuteCommand(Command):

@@ -109,6 +109,10 @@ class NotebookSession:
     graph: LoadedGraph | None = None
     failures: list[FailedCell] = field(default_factory=list)
     _store: Any = None
+    #: Hashes of tasks that an earlier graph defined and the current one does not -> (why, the public name
+    #: that held it then, if any).
+    retired: dict[bytes, tuple[str, str | None]] = field(default_factory=dict)
+    _hashes: frozenset[bytes] = frozenset()
 
     @property
     def pointer_path(self) -> Path:
@@ -143,7 +147,7 @@ class NotebookSession:
         """
         fragments, ordinal = self.with_fragment(fragment)
         try:
-            graph = self.load(fragments)
+            graph = self.load(fragments, why=f"{fragment.describe(ordinal)} was run again")
         except JugnbError as err:
             self._forget_failure(fragment)
             self.failures.append(FailedCell(fragment, fragment.describe(ordinal), _summary(err)))
@@ -175,8 +179,12 @@ class NotebookSession:
         if problem:
             raise JugnbError(_ON_DISK.format(problem=problem), path=str(self.pointer_path))
 
-    def load(self, fragments: list[Fragment] | None = None) -> LoadedGraph:
+    def load(
+        self, fragments: list[Fragment] | None = None, why: str = "the jugfile was reloaded"
+    ) -> LoadedGraph:
         """Assemble ``fragments`` (default: the current ones), write the snapshot, import it.
+
+        Tasks of the previous graph whose hashes the new one lacks are remembered as retired, with ``why``.
 
         Raises
         ------
@@ -187,7 +195,9 @@ class NotebookSession:
         jugfile = assemble(fragments, self.project.source_name)
         snapshot = self.project.snapshot(jugfile.text)
         graph = load_jugfile(jugfile, snapshot, self.jugdir, store=self._reusable_store())
+        previous = self.graph
         self.fragments, self.graph, self._store = fragments, graph, graph.store
+        self._retire(previous, frozenset(t.hash() for t in graph.tasks), why)
         # The path's own bytes, not UTF-8 text: a path a C-locale kernel got from the filesystem may hold
         # bytes that are not UTF-8 text in this process (surrogate escapes).
         atomic_write(self.pointer_path, os.fsencode(snapshot) + b"\n")
@@ -225,7 +235,27 @@ class NotebookSession:
 
     def reset(self) -> None:
         """Forget every fragment, failure and the loaded graph (``%jug reset``)."""
+        self._retire(self.graph, frozenset(), "`%jug reset` ran")
         self.fragments, self.graph, self.failures = [], None, []
+
+    def _retire(self, previous: LoadedGraph | None, current: frozenset[bytes], why: str) -> None:
+        gone = self._hashes - current
+        if gone and previous is not None:
+            holders = _holders(previous, gone)
+            for h in gone:
+                self.retired[h] = (why, holders.get(h))
+        for h in current & self.retired.keys():
+            del self.retired[h]  # defined again (e.g. an edit undone): current once more
+        self._hashes = current
+
+    def outdated(self, task: Any) -> tuple[str, str | None] | None:
+        """Return why ``task`` (a ``jug.Task``) is of an older definition, and the name that held it.
+
+        ``None`` when it is current: a task whose hash the current graph has is current, even if it is
+        another object (same hash, same result).
+        """
+        h = task.hash()
+        return None if h in self._hashes else self.retired.get(h)
 
     def current_jugfile(self) -> Jugfile | None:
         """Return the assembled jugfile of the loaded graph, if any."""
@@ -236,6 +266,19 @@ class NotebookSession:
         # yet; a new store would read FILE without them, and the old one's __del__ would then overwrite FILE).
         # A redis store holds a connection pool worth keeping.
         return self._store if select(self.jugdir.spec).reuse_open_store else None
+
+
+def _holders(graph: LoadedGraph, hashes: frozenset[bytes]) -> dict[bytes, str]:
+    """Map each of ``hashes`` to the public name of ``graph`` holding it (directly, or in a list/dict)."""
+    from .tasks import base_task, tasks_in
+
+    found: dict[bytes, str] = {}
+    for name, obj in graph.public_names().items():
+        for t in tasks_in(obj):
+            h = base_task(t).hash()
+            if h in hashes:
+                found.setdefault(h, name)
+    return found
 
 
 def _top_level_names(body: str) -> set[str]:

@@ -23,6 +23,7 @@ from ..backends.spec import Jugdir, redact_text
 from ..errors import JugfileImportError
 from ..notebook.cellmap import parse_jugfile
 from ..notebook.jugfile import Jugfile
+from .misuse import construct_checks
 
 _IMPORT_FAILED = "Importing the jugfile failed at {where}:\n    {code}\n{error}\n{frames}{then}"
 _KERNEL_THEN = "The previous jugfile and task graph stay loaded; fix the cell and run it again."
@@ -128,7 +129,7 @@ def load_jugfile(jugfile: Jugfile, snapshot: Path, jugdir: Jugdir, store: Any = 
     saved = _save_globals(snapshot.stem)
     del jugtask.alltasks[:]
     try:
-        with quiet_import_log(), _barrier_locator(snapshot) as stops:
+        with quiet_import_log(), _barrier_locator(snapshot) as stops, construct_checks():
             store, namespace = init(str(snapshot), on_error="propagate", store=store)
     except Exception as err:
         _restore_globals(saved)

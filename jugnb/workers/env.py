@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +51,6 @@ def stat_key(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def watch_parent(control: Control, parent_pid: int, interval: float) -> None:
-    """Drain once the kernel that started us is gone (we are re-parented)."""
-    while os.getppid() == parent_pid:
-        time.sleep(interval)
-    log.warning("the kernel (pid %d) is gone: draining", parent_pid)
-    control.request_drain("the kernel is gone")
 
 
 def install_signals(control: Control) -> None:
@@ -114,7 +105,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--heartbeat", required=True, help="heartbeat file")
     parser.add_argument("--log", default=None, help="this worker's log file (stdout and stderr)")
-    parser.add_argument("--parent-pid", type=int, default=None, help="drain when this process is gone")
+    parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to stop in once the kernel (--parent-pid) shuts down or is gone",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
     parser.add_argument(

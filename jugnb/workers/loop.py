@@ -17,9 +17,11 @@ loop it reuses unchanged):
   runnable through tasks that nobody alive is running: it keeps waiting while such a task is locked by a
   live process on this host (or by any process on another host or in redis, which cannot be checked, for
   at most ``--idle-timeout`` seconds without any change in the store).
-- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only), or the kernel's death (its parent pid
-  changes; not with ``--detach``), makes the worker finish its current task and exit 0. ``SIGTERM`` exits
-  at once through ``SystemExit``, so jug's own ``finally`` releases the lock of the interrupted task.
+- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only) makes the worker finish its current task and
+  exit 0. ``SIGTERM`` exits at once through ``SystemExit``, so jug's own ``finally`` releases the lock of
+  the interrupted task. When the kernel shuts down, restarts (``SIGUSR2`` from the pool) or dies (its
+  parent pid changes), a worker that is not detached stops within ``--shutdown-timeout`` seconds
+  (:mod:`jugnb.workers.stop`).
 - **New code.** Before and after every task the worker checks the pointer file
   ``<state_dir>/<module>.current``; when it names another snapshot the worker ``exec``\\ s itself afresh
   (same pid, fresh interpreter), so no task ever runs on a mix of old and new code, nor on helper modules
@@ -33,9 +35,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +56,12 @@ from .env import (
     put_jugdir_on_stdin,
     read_pointer,
     stat_key,
-    watch_parent,
 )
 from .heartbeat import Heartbeat
 from .leasekeeper import keeper_for
 from .locks import Holder, holder
 from .recorder import TaskRecorder
+from .stop import StopClock, release_own_locks
 
 log = logging.getLogger("jugnb.workers.loop")
 
@@ -75,11 +78,8 @@ CONFIRM_TICKS = 3
 _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
+EXIT_TERMINATED = 128 + signal.SIGTERM  # the SystemExit that jugnb.workers.env.install_signals raises
 EXIT_IMPORT_FAILED = 4
-
-
-class ImportFailed(Exception):
-    """Importing the jugfile raised (the worker exits with :data:`EXIT_IMPORT_FAILED`)."""
 
 
 class Stop(BaseException):
@@ -393,24 +393,47 @@ def main(argv: list[str] | None = None) -> int:
     """
     control = Control()
     install_signals(control)
+    clock = StopClock(control)
+    clock.install()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
+    made: list[Worker] = []
+    release = _lock_releaser(args.jugdir, made)
+    if args.parent_pid is not None:  # not detached: bounded stop once the kernel goes (jugnb.workers.stop)
+        if os.getppid() != args.parent_pid:
+            clock.start("the kernel is gone")
+        clock.watch(args.parent_pid, args.shutdown_timeout, release)
     try:
-        worker = Worker(args, control)
+        made.append(Worker(args, control))
     except FileNotFoundError as err:
         log.error("no jugfile to run: %s (run a %%%%jugfile cell first)", err)
         return 2
     except JugnbError as err:
         log.error("%s", err)
         return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
-    if args.parent_pid is not None:
-        if os.getppid() != args.parent_pid:
-            control.request_drain("the kernel is gone")
-        threading.Thread(
-            target=watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
-        ).start()
-    return worker.run()
+    code = made[0].run()
+    if code == EXIT_TERMINATED:
+        # SIGTERM can land inside jug's `t.lock()`, after the lock is taken but before jug notes it: its
+        # `finally` then leaves that lock. A terminated worker holds no lock, so release any it still has.
+        release()
+    return code
+
+
+def _lock_releaser(jugdir: str, made: list[Worker]) -> Callable[[], None]:
+    """Return what releases the locks this worker still holds (:func:`.stop.release_own_locks`)."""
+    import psutil
+
+    started = psutil.Process().create_time()
+
+    def held() -> set[str]:
+        if not made:
+            return set()
+        state = made[0].heartbeat.state
+        running = {str(state["hash"])} if state.get("state") == "running" and state.get("hash") else set()
+        return running | set(select(jugdir).held_locks(made[0].store))
+
+    return lambda: release_own_locks(jugdir, held, started)
 
 
 if __name__ == "__main__":
