@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import Backend, FingerprintBlobs, LockOwner, RecordLines
+from .leases import Lease, LeaseStore
 from .readers import StoreReader
 from .spec import Jugdir, kind_of, open_store, redact, redact_text, resolve_jugdir
 
@@ -25,6 +26,9 @@ __all__ = [
     "Backend",
     "FingerprintBlobs",
     "Jugdir",
+    "Lease",
+    "LeaseStore",
+    "leases_of",
     "StoreReader",
     "LockOwner",
     "make_reader",
@@ -59,6 +63,17 @@ def select(jugdir: str) -> Backend:
         "dict_store_file": DictFileBackend,
     }
     return kinds[kind_of(jugdir)](jugdir)
+
+
+def leases_of(jugdir: str, store: Any = None) -> LeaseStore:
+    """Return the workers' leases of ``jugdir`` (``store``: jug's open store, whose client is shared).
+
+    Raises
+    ------
+    StoreError
+        For a store whose workers cannot be shared (``dict_store``).
+    """
+    return select(jugdir).leases(store)
 
 
 def store_lost_errors() -> tuple[type[BaseException], ...]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import StoreError
+from .leases import LeaseStore
 from .spec import redact
 
 
@@ -222,6 +223,16 @@ class Backend(ABC):
         """
         msg = f"{what} need a folder jugdir; {self} has none."
         raise StoreError(msg)
+
+    def leases(self, store: Any = None) -> LeaseStore:
+        """Open the workers' leases of this jugdir (:mod:`jugnb.backends.leases`).
+
+        Raises
+        ------
+        StoreError
+            For a store whose workers cannot be shared (nothing to lease).
+        """
+        raise StoreError(f"leases need a store that worker processes share; {self} is not one.")
 
     @abstractmethod
     def record_lines(self, store: Any = None) -> RecordLines:

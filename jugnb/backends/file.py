@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .base import Backend, FingerprintBlobs, LockOwner, RecordLines
+from .leases import LeaseStore
 from .spec import open_store, write_atomically
 
 COMPANION_SUFFIX = ".jugnb"
@@ -96,6 +97,12 @@ class FileBackend(Backend):
     def companion_folder(self, what: str) -> Path:
         """Return ``<jugdir>.jugnb/<what>`` (absolute; a trailing slash of the jugdir is ignored)."""
         return Path(os.path.abspath(str(self.folder).rstrip("/") + COMPANION_SUFFIX)) / what
+
+    def leases(self, store: Any = None) -> LeaseStore:
+        """One JSON file per worker in ``<jugdir>.jugnb/leases/`` (:mod:`jugnb.backends.file_leases`)."""
+        from .file_leases import FileLeases
+
+        return FileLeases(self.companion_folder("leases"), self)
 
     def record_lines(self, store: Any = None) -> RecordLines:
         """JSON Lines files in ``<jugdir>.jugnb/records/``."""

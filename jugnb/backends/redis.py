@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from .base import Backend, FingerprintBlobs, LockOwner, RecordLines
+from .leases import LeaseStore
 
 RECORDS_STREAM = "jugnb:records"
 FINGERPRINTS_HASH = "jugnb:fingerprints"
@@ -100,6 +101,13 @@ class RedisBackend(Backend):
     def notify_change(self, store: Any) -> None:
         """``INCR jugnb:changes``."""
         store.redis.incr(CHANGES_COUNTER)
+
+    def leases(self, store: Any = None) -> LeaseStore:
+        """TTL keys and lock owners in jug's database (:mod:`jugnb.backends.redis_leases`)."""
+        from .redis_leases import RedisLeases
+        from .redis_store import client_for
+
+        return RedisLeases(*client_for(self.spec, store))
 
     def record_lines(self, store: Any = None) -> RecordLines:
         """Open the stream ``jugnb:records``."""

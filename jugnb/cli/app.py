@@ -13,6 +13,7 @@ SIGTERM sent to ``jugnb`` is passed on to it. Uses only the core and jug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,6 +37,7 @@ STATE_DIR_HELP = (
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
+       jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -44,6 +46,8 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
   export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
   workers       show the background workers a kernel started for the notebook; --stop drains them,
                 --now terminates them (and releases the locks they held)
+  execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
+                may use), each holding a lease in the jugdir; prints what is left unfinished and why
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         Exit code, from the table in :mod:`jugnb.cli.exitcodes`: 0 on success, 2 when jugnb stops or refuses
         before jug runs, otherwise the jug subcommand's own code.
     """
+    from_command_line = argv is None
     if argv is None:
         _utf8_or_exec()
         argv = sys.argv[1:]
@@ -84,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "workers":
         return _workers(argv[1:])
     utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []  # the mode _utf8_or_exec chose, kept by jug's run
-    return run_child([sys.executable, *utf8, "-m", "jugnb.cli.jugrun", *argv])
+    command = [sys.executable, *utf8, "-m", "jugnb.cli.jugrun", *argv]
+    if from_command_line and argv[0] == "execute":
+        # The `jugnb` command itself: become the execute process (one interpreter start less before the
+        # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    return run_child(command)
 
 
 def _utf8_or_exec() -> None:
@@ -156,6 +167,9 @@ def _workers(argv: list[str]) -> int:
     )
     parser.add_argument("notebook", type=Path, help="the .ipynb file")
     parser.add_argument("--module", help="module name, if the notebook's kernel used another one")
+    parser.add_argument(
+        "--jugdir", help="the jugdir whose workers to list (default: jugrc's, else <module>.jugdata)"
+    )
     parser.add_argument("--state-dir", help=STATE_DIR_HELP)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--stop", action="store_true", help="drain: each worker finishes its task, then exits")
@@ -163,30 +177,48 @@ def _workers(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from ..workers.pool import NotRunning, WorkerPool
 
+    pool = None
     try:
         project = Project.for_notebook(args.notebook, args.module, flag="--module", state_root=args.state_dir)
         # Only a look from outside: the workers keep running when this command exits.
-        pool = WorkerPool.reattach(
-            project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
-        )
-    except NotRunning as err:
-        print(f"No workers are running for {args.notebook} ({err})")
-        return 0
+        with contextlib.suppress(NotRunning):
+            pool = WorkerPool.reattach(
+                project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
+            )
+        shown = set()
+        if not (args.stop or args.now):
+            shown = _show_leases(args.jugdir or _jugrc_jugdir() or str(project.default_jugdir))
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return REFUSED
-    for info in pool.workers():
-        task = f"  {info.task}" if info.task else ""
-        print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
-    if pool.leftover():
+    # The kernel's workers that have no lease yet (just started), or all of them before --stop/--now.
+    for info in pool.workers() if pool is not None else []:
+        if info.worker_id not in shown and info.state not in ("exited", "died"):
+            task = f"  {info.task}" if info.task else ""
+            print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
+    if pool is None and not shown:
+        print(f"No workers are running for {args.notebook}.")
+        return 0
+    if pool is not None and pool.leftover():
         print(
             f"The kernel that started them (pid {pool.kernel_pid}) is gone and they are not detached: each "
             "stops on its own within WorkerPool.shutdown_timeout seconds of its end."
         )
-    if args.stop or args.now:
+    if pool is not None and (args.stop or args.now):
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
     return 0
+
+
+def _show_leases(jugdir: str) -> set[str]:
+    """Print every jugnb worker on every host that shares ``jugdir``, from their leases; return their ids."""
+    from ..workers.lockowners import lease_rows, read_leases
+
+    rows = lease_rows(read_leases(jugdir))
+    for worker, host, pid, state, done, failed, slurm in rows:
+        job = f", SLURM job {slurm}" if slurm else ""
+        print(f"pid {pid} on {host}: {state} ({done} tasks done, {failed} failed; worker {worker}{job})")
+    return {row[0] for row in rows}
 
 
 def _jugrc_jugdir() -> str | None:

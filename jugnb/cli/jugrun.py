@@ -39,7 +39,15 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return jug's exit code, or one of :mod:`jugnb.cli.exitcodes`."""
+    jobs = None
     try:
+        if argv[:1] == ["execute"]:
+            from .parallel import pop_jobs
+
+            try:
+                jobs, argv = pop_jobs(argv)
+            except ValueError as err:
+                raise JugnbError(str(err)) from None
         snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
@@ -51,7 +59,7 @@ def main(argv: list[str]) -> int:
         return REFUSED
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv)
+            return run_jug(snapshot, jug_argv, jobs)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         # An exception raised by the jugfile's import is jug's condition: jug exits 1 for it.
@@ -172,8 +180,10 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str]) -> int:
+def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
+
+    ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`).
 
     Returns
     -------
@@ -184,8 +194,9 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
     from jug.options import parse
     from jug.subcommands import cmdapi
 
-    dry = argv[:1] == ["execute"] and "--dry-run" in argv
-    options = parse([a for a in argv if a != "--dry-run"] if dry else argv)
+    dry = argv[:1] in (["execute"], ["cleanup"]) and "--dry-run" in argv
+    force = argv[:1] == ["cleanup"] and "--force" in argv
+    options = parse([a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot
@@ -206,18 +217,31 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
                 print(dry_run(snapshot, jugdir, opened, selection))
                 return 0
             install_recorder(snapshot, jugdir, opened)
-        elif dry:
+        elif dry and options.subcommand == "execute":
             raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+        if options.subcommand == "execute" and select(jugdir).supports_workers:
+            from . import parallel
+
+            _warn_password_in_argv(argv)
+            jugfile = snapshot if snapshot is not None else options.jugfile
+            return parallel.run(jugfile, jugdir, opened, argv, _jugfile_position(argv), jobs, options)
+        if jobs is not None:
+            msg = "-j/--jobs needs a store that processes share (a folder or redis), not a dict_store."
+            raise JugnbError(msg)
         if opened is not None and options.subcommand == "execute":
             install_saver(opened)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb or snapshot is not None else "exit"
             store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+        if options.subcommand == "cleanup":
+            return _cleanup(store, options, jugdir, dry, force)
         if options.subcommand == "graph":
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
+        if options.subcommand == "status":
+            _status_lock_notes(jugdir, opened)
     except store_lost_errors() as lost:
         raise JugnbError(str(lost) + _left_locks(opened, jugdir)) from None
     finally:
@@ -226,6 +250,53 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> int:
+    """Run ``cleanup`` keeping the locks of running jugnb workers, logging what it removed."""
+    from jug import task as jugtask
+
+    from ..session.tasks import cleanup
+    from ..workers.cleanupguard import removal_lines
+
+    mode = (
+        "locks-only" if options.cleanup_locks_only
+        else "failed-only" if options.cleanup_failed_only
+        else "keep-locks" if options.cleanup_keep_locks
+        else "all"
+    )  # fmt: skip
+    removal = cleanup(store, list(jugtask.alltasks), mode=mode, dry_run=dry, jugdir=jugdir, force=force)
+    print("\n".join(removal_lines(removal, mode, jug_words=True)))
+    return 0
+
+
+def _status_lock_notes(jugdir: str, opened: Any) -> None:
+    """After jug's status table: who holds the locks that no live jugnb worker holds (lost, plain jug)."""
+    from jug import task as jugtask
+    from jug.backends import select as jug_select
+
+    from ..workers.lockowners import lock_notes
+
+    if not select(jugdir).supports_workers:
+        return
+    store = opened if opened is not None else jug_select(jugdir)
+    names = {t.hash().decode("ascii"): str(t.name) for t in jugtask.alltasks}
+    lines = lock_notes(jugdir, store, names)
+    if lines:
+        print("\n".join(lines))
+
+
+def _warn_password_in_argv(argv: list[str]) -> None:
+    """Say once that a redis password given on the command line is visible to every local user."""
+    from ..backends.spec import redact
+
+    if any(redact(a.split("=", 1)[-1]) != a.split("=", 1)[-1] for a in argv):
+        print(
+            "jugnb: warning: the redis password in --jugdir is visible to every user of this host (`ps`). "
+            "Put the jugdir in a jugrc file with mode 0600 ([main] jugdir = redis://:PASSWORD@host:port/db), "
+            "or leave the password out of the URL and set JUGNB_REDIS_PASSWORD (see docs/guide.md).",
+            file=sys.stderr,
+        )
 
 
 def refuse_in_memory(jugdir: Any) -> None:

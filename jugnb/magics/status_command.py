@@ -7,7 +7,9 @@ from typing import Any
 
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
 from ..status.render import status_html, status_text
+from ..workers.lockowners import lock_notes
 from .command import Command, latest_records, status_reader
 from .failure_commands import print_failures
 from .pools import pool_of
@@ -57,6 +59,9 @@ class StatusCommand(Command):
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
                 "not defined yet."
             )
+        if snapshot.total.active and select(graph.jugdir.spec).supports_workers:
+            names = {t.hash().decode("ascii"): str(t.name) for t in graph.tasks}
+            notes.append("\n".join(lock_notes(graph.jugdir.spec, graph.store, names)))
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)

@@ -108,7 +108,8 @@ class EventRow:
     time : float
         Seconds since the epoch.
     kind : str
-        ``"failed"``, ``"killed"``, ``"died"``, ``"exited"``, ``"lock-released"``, ``"replaced"``,
+        ``"failed"``, ``"killed"``, ``"died"``, ``"lost"`` (a worker whose lease expired), ``"exited"``,
+        ``"lock-released"``, ``"replaced"``,
         ``"reloaded"``, ``"barrier"`` or ``"error"``.
     title : str
         One line.

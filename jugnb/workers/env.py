@@ -117,6 +117,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--rerun-failed", action="store_true", help="run again tasks that failed earlier in this execute"
     )
+    parser.add_argument(
+        "--lease-interval", type=float, default=None, help="seconds between lease renewals (jugrc, 10)"
+    )
+    parser.add_argument(
+        "--lease-timeout", type=float, default=None, help="seconds until a silent lease expires (default: 60)"
+    )
+    parser.add_argument("--summary-file", default=None, help="write the task counts here, not to stdout")
+    parser.add_argument("--pointer", default=None, help="pointer file (default <state-dir>/<module>.current)")
     parser.add_argument("execute_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.jugdir_stdin:

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..backends.spec import child_environment, with_env_password
+
 
 def claim_worker_id(folder: Path, pool_id: str, first_index: int) -> tuple[str, Path]:
     """Pick the first worker id ``<pool_id>.<n>`` (``n >= first_index``) whose log file does not exist yet.
@@ -67,9 +69,9 @@ def launch_worker(command: Sequence[str], *, cwd: str, log: Path, jugdir: str) -
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=child_environment(PYTHONUNBUFFERED="1"),  # never $JUGNB_REDIS_PASSWORD: see below
         )
     if popen.stdin is not None:  # always: stdin=PIPE
         with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
-            popen.stdin.write(os.fsencode(jugdir) + b"\n")  # read back by os.fsdecode: any locale
+            popen.stdin.write(os.fsencode(with_env_password(jugdir)) + b"\n")  # read back by os.fsdecode
     return popen

@@ -34,6 +34,7 @@ loop it reuses unchanged):
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -59,6 +60,7 @@ from .env import (
     stat_key,
 )
 from .heartbeat import Heartbeat
+from .leasekeeper import keeper_for
 from .locks import Holder, holder
 from .recorder import TaskRecorder
 from .stop import StopClock, release_own_locks
@@ -79,6 +81,7 @@ _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM  # the SystemExit that jugnb.workers.env.install_signals raises
+EXIT_IMPORT_FAILED = 4
 
 
 class Stop(BaseException):
@@ -106,7 +109,7 @@ class Worker:
     def __init__(self, args: argparse.Namespace, control: Control) -> None:
         self.args = args
         self.control = control
-        self.pointer = Path(args.state_dir) / f"{args.module}.current"
+        self.pointer = Path(args.pointer or Path(args.state_dir) / f"{args.module}.current")
         self.snapshot = read_pointer(self.pointer)
         self._pointer_stat = stat_key(self.pointer)
         self.heartbeat = Heartbeat(
@@ -124,6 +127,7 @@ class Worker:
             fingerprint_store(args.jugdir, self.store),
         )
         self._scan_cost = 0.0
+        self.keeper = keeper_for(self)
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -151,7 +155,9 @@ class Worker:
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
         self.heartbeat.beat("starting", executed=0)
-        code, held, task_failed = EXIT_FAILED, [], False
+        code, held, task_failed, reloading = EXIT_FAILED, [], False, False
+        if self.keeper is not None:
+            self.keeper.start()
         try:
             # jug gets the open store; the string is for show only (and never holds the password).
             jugdir = redact(self.args.jugdir)
@@ -160,6 +166,7 @@ class Worker:
             code = self._execute(options)
             task_failed = code == EXIT_FAILED and self.recorder.nr_failed > 0  # --keep-going
         except Reload:
+            reloading = True
             self._exec_again()
         except Stop as stop:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
@@ -171,8 +178,10 @@ class Worker:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
         except JugfileImportError as err:
-            log.error("%s", err)
-            code = EXIT_FAILED
+            # `jugnb execute` names the cell itself, once for all its workers (exit code 4 tells it to).
+            if not self.args.summary_file:
+                log.error("%s", err)
+            code = EXIT_IMPORT_FAILED if self.args.summary_file else EXIT_FAILED
         except Exception as err:
             task_failed = err is self.recorder.last_failure
             if task_failed:  # its traceback is in its record: the log need not repeat it
@@ -186,6 +195,9 @@ class Worker:
             if task_failed:
                 extra["task_failed"] = True
             self.heartbeat.beat("exited", code=code, **extra)
+            if self.keeper is not None and not reloading:
+                # A lost store may keep our locks: leave the lease to expire, so survivors release them.
+                self.keeper.stop(remove=code != EXIT_STORE_LOST)
             self.store.close()
         return code
 
@@ -198,6 +210,9 @@ class Worker:
             exit_if_file_exists("__jug_please_stop_running.txt")
         register_hook("execute.task-pre-execute", self.check_control)
         register_hook("execute.task-pre-execute", self.recorder.pre_execute)
+        if self.keeper is not None:
+            register_hook("execute.task-pre-execute", self.keeper.owned)
+            register_hook("execute.task-executed1", self.keeper.disowned)
         register_hook("execute.task-executed1", self.recorder.executed1)
         register_hook("execute.task-executed1", self._announce_change)
         register_hook("execute.task-executed1", self.check_control)
@@ -236,9 +251,11 @@ class Worker:
                 break
             log.info("barrier passed: importing the jugfile again")
         jug_hook("execute.finished_pre_status")  # jugfiles may hang summaries on these, as in `jug execute`
-        print_task_summary_table(
-            options, [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
-        )
+        groups = [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
+        if self.args.summary_file:  # `jugnb execute` prints one table for all its workers
+            Path(self.args.summary_file).write_text(json.dumps(groups), encoding="utf-8")
+        else:
+            print_task_summary_table(options, groups)
         jug_hook("execute.finished_post_status")
         return EXIT_FAILED if failures else 0
 
@@ -387,7 +404,10 @@ def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
+    """Run one worker; return its exit code.
+
+    0 done or drained, 1 a task failed, 2 bad setup, 3 store lost, 4 the jugfile's import failed.
+    """
     control = Control()
     install_signals(control)
     clock = StopClock(control)

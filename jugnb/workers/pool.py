@@ -91,6 +91,18 @@ class WorkerPool(LoggingConfigurable):
         help="Seconds a worker keeps retrying an unreachable redis server (a restart is ridden out) before "
         "it stops, keeping what is stored.",
     ).tag(config=True)
+    lease_interval = Float(
+        None,
+        allow_none=True,
+        help="Seconds between a worker's lease renewals in the jugdir (None: jugrc [jugnb] lease_interval, "
+        "else 10).",
+    ).tag(config=True)
+    lease_timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds after which a worker that stopped renewing its lease counts as lost, and any live "
+        "worker releases its locks (None: jugrc [jugnb] lease_timeout, else 60).",
+    ).tag(config=True)
     max_replacements = Int(4, help="At most this many replacement workers per pool.").tag(config=True)
     log_tail_lines = Int(20, help="Lines of a worker's log shown when it exits non-zero.").tag(config=True)
 
@@ -234,6 +246,10 @@ class WorkerPool(LoggingConfigurable):
         ]
         if self.rerun_failed:
             options.append("--rerun-failed")
+        if self.lease_interval is not None:
+            options.append(f"--lease-interval={self.lease_interval}")
+        if self.lease_timeout is not None:
+            options.append(f"--lease-timeout={self.lease_timeout}")
         if self.detach:
             return options
         return [*options, f"--parent-pid={os.getpid()}", f"--shutdown-timeout={self.shutdown_timeout}"]
