@@ -103,6 +103,9 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     # jug runs in its folder (jug.init puts the working directory first; this folder comes next).
     if str(project.folder) not in sys.path:
         sys.path.insert(0, str(project.folder))
+        # `jugnb execute`'s workers import the jugfile in processes of their own: the same folder for them.
+        inherited = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(project.folder), *([inherited] if inherited else [])])
     exported = notebook.with_name(f"{project.module}.py")
     return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
 

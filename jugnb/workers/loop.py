@@ -48,6 +48,7 @@ from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugfileImportError, JugnbError, StoreUnreachable
 from ..session.loader import snapshot_import_error
+from ..session.misuse import construct_checks
 from ..staleness.fingerprint import FingerprintStore
 from ..status.records import RecordLog
 from .env import (
@@ -234,9 +235,10 @@ class Worker:
         while True:
             del task.alltasks[:]
             try:
-                self.store, jugspace = jug.jug.init(
-                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
-                )
+                with construct_checks():  # a misused construct is refused at its cell, before any task runs
+                    self.store, jugspace = jug.jug.init(
+                        options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                    )
             except Exception as err:
                 # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
                 raise snapshot_import_error(err, options.jugfile) from None
