@@ -26,10 +26,13 @@ from .export import export_notebook
 from .jugfile import write_jugfile
 from .project import Project
 
-OWN_COMMANDS = ("export", "workers")
+OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
+       jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
+       jugnb jobs NOTEBOOK.ipynb
+       jugnb cancel NOTEBOOK.ipynb [JOBID...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -38,6 +41,9 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
   export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
   workers       show the background workers a kernel started for the notebook; --stop drains them,
                 --now terminates them (and releases the locks they held)
+  submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
+  jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
+  cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
@@ -69,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     if argv[0] == "workers":
         return _workers(argv[1:])
+    if argv[0] in ("submit", "jobs", "cancel"):
+        from .cli_jobs import main as jobs_main
+
+        return jobs_main(argv[0], argv[1:])
     return run_child([sys.executable, "-m", "jugnb.jugrun", *argv])
 
 

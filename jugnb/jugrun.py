@@ -38,6 +38,7 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
+    jugrc, argv = _pop_jugrc_option(argv)
     try:
         snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv)
+            return run_jug(snapshot, jug_argv, jugrc=jugrc)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -142,6 +143,14 @@ def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
     return known.module, rest
 
 
+def _pop_jugrc_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove jugnb's ``--jugrc FILE`` (jug's options from FILE instead of the jugrc files it would find)."""
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False, allow_abbrev=False)
+    parser.add_argument("--jugrc", default=None)
+    known, rest = parser.parse_known_args(argv)
+    return known.jugrc, rest
+
+
 def _jugfile_position(argv: list[str]) -> int | None:
     """Index of jug's positional jugfile argument in ``argv`` (jug's own parser tells option values apart)."""
     from jug.options import build_parser
@@ -168,8 +177,11 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str]) -> int:
+def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
+
+    ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
+    jugdir's password there, with mode 0600, out of the command line and the environment).
 
     Returns
     -------
@@ -181,7 +193,12 @@ def run_jug(snapshot: str | None, argv: list[str]) -> int:
     from jug.subcommands import cmdapi
 
     dry = argv[:1] == ["execute"] and "--dry-run" in argv
-    options = parse([a for a in argv if a != "--dry-run"] if dry else argv)
+    argv = [a for a in argv if a != "--dry-run"] if dry else argv
+    if jugrc is None:
+        options = parse(argv)
+    else:
+        with open(jugrc, encoding="utf-8") as handle:
+            options = parse(argv, optionsfile=handle)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot

@@ -33,7 +33,7 @@ from ..loader import LoadedGraph
 from ..project import Project
 from ..session import NotebookSession
 from ..store import redact, resolve_jugdir
-from . import commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
+from . import commands, job_commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions
 

@@ -1,0 +1,237 @@
+"""``%jug submit|jobs|cancel|scale`` and ``jugnb submit|jobs|cancel``, against a real one-node SLURM.
+
+The dry-run and refusal tests need no SLURM; the others use the session's one-node cluster
+(:mod:`slurmutil`), started as root, and submit real job arrays whose tasks run ``jugnb execute``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TIMEOUT, _command, wait_until, write_notebook
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+GOLDEN = Path(__file__).parent / "golden" / "slurm_dry_run.sh"
+#: Seconds a 2-task array of the sample graph may take from submission to COMPLETED.
+RUN_TIMEOUT = 120.0
+
+GRAPH = """\
+%%jugfile
+import time
+from jug import TaskGenerator
+
+
+@TaskGenerator
+def slow(x):
+    time.sleep(0.5)
+    return x * 2
+
+
+doubled = [slow(i) for i in range(8)]
+"""
+
+
+@pytest.fixture
+def notebook(project: Path) -> Path:
+    """``work.ipynb`` with an 8-task graph of 0.5 s tasks, in :func:`project` (under the temporary folder)."""
+    return write_notebook(project / "work.ipynb", [GRAPH])
+
+
+@pytest.fixture
+def jugnb(jug_environ: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``jugnb(*args, cwd)``: run this venv's ``jugnb`` with the test's ``SLURM_CONF``, if any."""
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        env = {**jug_environ, **{k: v for k, v in os.environ.items() if k == "SLURM_CONF"}}
+        return subprocess.run(
+            _command("jugnb", args),
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    return run
+
+
+def normalized(script: str, project: Path) -> str:
+    """``script`` with the paths of this machine and the submission time replaced by placeholders."""
+    script = re.sub(r"work-\d{8}-\d{6}-\d{9}", "work-<STAMP>", script)
+    script = script.replace(str(project), "<PROJECT>")
+    script = script.replace(sys.prefix, "<ENV>")
+    return re.sub(r"<ENV>/bin/python[\d.]*", "<PYTHON>", script)
+
+
+def test_dry_run_script_matches_golden(notebook: Path, jugnb: Callable[..., Any]) -> None:
+    options = ["--cpus-per-task", "2", "--mem", "1G", "--time", "10", "--partition", "debug"]
+    options += ["--account", "lab", "--sbatch-option=--qos=normal", "--dry-run", "--force"]
+    result = jugnb("submit", "work.ipynb", "--jobs", "3", *options, cwd=notebook.parent)
+    assert result.returncode == 0, result.stderr
+    assert normalized(result.stdout, notebook.parent) == GOLDEN.read_text()
+    assert not (notebook.parent / ".jugnb" / "jobs").exists(), "a dry run wrote files"
+
+
+def test_magic_dry_run_prints_the_same_script(
+    notebook: Path, notebook_shell: Callable[[str], InteractiveShell], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH, cell_id="g")
+    capsys.readouterr()
+    ip.run_line_magic(
+        "jug",
+        "submit --jobs 3 --cpus-per-task 2 --mem 1G --time 10 --partition debug --account lab "
+        "--sbatch-option=--qos=normal --dry-run --force",
+    )
+    assert normalized(capsys.readouterr().out, notebook.parent) == GOLDEN.read_text()
+
+
+def test_refuses_node_local_jugdir_and_unsaved_notebook(
+    notebook: Path, jugnb: Callable[..., Any], notebook_shell: Callable[[str], InteractiveShell]
+) -> None:
+    result = jugnb("submit", "work.ipynb", "--jobs", "2", "--dry-run", cwd=notebook.parent)
+    assert result.returncode == 2
+    assert "local to each machine" in result.stderr and "--force" in result.stderr
+    result = jugnb("submit", "work.ipynb", "--jobs", "2", "--jugdir", "dict_store", cwd=notebook.parent)
+    assert result.returncode == 2 and "dict_store" in result.stderr
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH.replace("range(8)", "range(9)"), cell_id="g")  # edited, not saved
+    with pytest.raises(UsageError, match="Save the notebook"):
+        ip.run_line_magic("jug", "submit --jobs 2 --force --dry-run")
+
+
+def test_redis_password_only_in_a_private_jugrc(notebook: Path, jugnb: Callable[..., Any]) -> None:
+    secret = "s3cret-pw"
+    jugdir = f"redis://:{secret}@db.example:6379/2"
+    result = jugnb(
+        "submit", "work.ipynb", "--jobs", "2", "--jugdir", jugdir, "--dry-run", cwd=notebook.parent
+    )
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout
+    assert re.search(r"--jugrc \S+/jugrc", result.stdout)
+    local = jugnb(
+        "submit",
+        "work.ipynb",
+        "--jobs",
+        "1",
+        "--jugdir",
+        f"redis://:{secret}@127.0.0.1:1/0",
+        "--dry-run",
+        cwd=notebook.parent,
+    )
+    assert local.returncode == 2 and "loopback" in local.stderr and secret not in local.stderr
+
+
+def _states(jugnb: Callable[..., Any], folder: Path) -> dict[str, str]:
+    result = jugnb("jobs", "work.ipynb", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()[1:]
+    return {line.split()[0]: line.split()[1] for line in lines}
+
+
+def test_array_runs_until_completed(slurm: Any, notebook: Path, jugnb: Callable[..., Any]) -> None:
+    folder = notebook.parent
+    result = jugnb("submit", "work.ipynb", "--jobs", "2", "--force", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    job = re.search(r"Submitted job (\d+)", result.stdout)
+    assert job is not None, result.stdout
+    seen: list[dict[str, str]] = []
+
+    def completed() -> bool:
+        seen.append(_states(jugnb, folder))
+        return seen[-1] == {f"{job[1]}_0": "COMPLETED", f"{job[1]}_1": "COMPLETED"}
+
+    wait_until(completed, RUN_TIMEOUT, f"job {job[1]} to complete (states seen: {seen[-3:]})")
+    assert all(s in {"PENDING", "RUNNING", "COMPLETED"} for states in seen for s in states.values()), seen
+    status = jugnb("status", "work.ipynb", cwd=folder)
+    assert re.search(r"\b0\s+0\s+0\s+8\s+0\s+work\.slow", status.stdout), status.stdout
+    logs = sorted(p.name for p in (folder / ".jugnb" / "jobs").glob("work-*/*.log"))
+    assert logs == [f"{job[1]}_0.log", f"{job[1]}_1.log"]
+    # Both array tasks worked: each log lists the tasks it executed.
+    executed = [
+        int(m)
+        for p in (folder / ".jugnb" / "jobs").glob("work-*/*.log")
+        for m in re.findall(r"^\s+(\d+)\s+\d+\s+work\.slow", p.read_text(), re.M)
+    ]
+    assert sum(executed) == 8 and all(executed), executed
+
+
+def test_jobs_reattach_from_new_kernel_and_cancel(
+    slurm: Any,
+    notebook: Path,
+    notebook_shell: Callable[[str], InteractiveShell],
+    capsys: pytest.CaptureFixture[str],
+    jugnb: Callable[..., Any],
+) -> None:
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH.replace("0.5", "30"), cell_id="g")
+    write_notebook(notebook, [GRAPH.replace("0.5", "30")])
+    job = ip.run_line_magic("jug", "submit --jobs 1 --force")
+    assert job is not None and job.isdigit()
+    # A new kernel (a new shell on the same notebook) finds the job beside the jugdir.
+    ip.run_line_magic("unload_ext", "jugnb")
+    InteractiveShell.clear_instance()
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH.replace("0.5", "30"), cell_id="g")
+
+    def running() -> bool:
+        return f"{job}_0  RUNNING" in ip.run_line_magic("jug", "jobs").text
+
+    wait_until(running, RUN_TIMEOUT, f"job {job} to run")
+    capsys.readouterr()
+    ip.run_line_magic("jug", "cancel")
+    assert f"Cancelled {job}." in capsys.readouterr().out
+    wait_until(
+        lambda: _states(jugnb, notebook.parent).get(f"{job}_0") == "CANCELLED",
+        RUN_TIMEOUT,
+        f"job {job} to be cancelled",
+    )
+
+
+def test_scale_submits_then_cancels_pending(
+    slurm: Any,
+    notebook: Path,
+    notebook_shell: Callable[[str], InteractiveShell],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH.replace("0.5", "30"), cell_id="g")
+    write_notebook(notebook, [GRAPH.replace("0.5", "30")])
+    # 2 CPUs on the node, 2 CPUs per array task: one runs, the other three pend (Resources).
+    ip.run_line_magic("jug", "scale 4 --cpus-per-task 2 --force")
+    capsys.readouterr()
+
+    def pending() -> list[str]:
+        text: str = ip.run_line_magic("jug", "jobs").text
+        return re.findall(r"PENDING \((\w+)\)", text)
+
+    wait_until(lambda: len(pending()) == 3, RUN_TIMEOUT, "three array tasks pending")
+    ip.run_line_magic("jug", "scale 2 --force")
+    out = capsys.readouterr().out
+    assert "4 array tasks live. Cancelled" in out, out
+    wait_until(lambda: len(pending()) == 1, RUN_TIMEOUT, "one array task pending")
+    ip.run_line_magic("jug", "cancel")
+
+
+def test_time_limit_shows_timeout(slurm: Any, notebook: Path, jugnb: Callable[..., Any]) -> None:
+    write_notebook(notebook, [GRAPH.replace("0.5", "200").replace("range(8)", "range(1)")])
+    result = jugnb("submit", "work.ipynb", "--jobs", "1", "--time", "1", "--force", cwd=notebook.parent)
+    assert result.returncode == 0, result.stderr
+    job = result.stdout.split()[2]
+    started = time.monotonic()
+    wait_until(
+        lambda: _states(jugnb, notebook.parent).get(f"{job}_0") == "TIMEOUT",
+        200,
+        f"job {job} to reach its time limit",
+    )
+    assert time.monotonic() - started > 50  # SLURM's limit is one minute: not an early failure
