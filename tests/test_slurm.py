@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -132,8 +133,8 @@ def test_redis_password_only_in_a_private_jugrc(notebook: Path, jugnb: Callable[
     assert local.returncode == 2 and "loopback" in local.stderr and secret not in local.stderr
 
 
-def _states(jugnb: Callable[..., Any], folder: Path) -> dict[str, str]:
-    result = jugnb("jobs", "work.ipynb", cwd=folder)
+def _states(jugnb: Callable[..., Any], folder: Path, *options: str) -> dict[str, str]:
+    result = jugnb("jobs", "work.ipynb", *options, cwd=folder)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()[1:]
     return {line.split()[0]: line.split()[1] for line in lines}
@@ -235,3 +236,28 @@ def test_time_limit_shows_timeout(slurm: Any, notebook: Path, jugnb: Callable[..
         f"job {job} to reach its time limit",
     )
     assert time.monotonic() - started > 50  # SLURM's limit is one minute: not an early failure
+
+
+def test_redis_jugdir_runs_with_private_jugrc(
+    slurm: Any, notebook: Path, jugnb: Callable[..., Any], redis_pw: Any
+) -> None:
+    folder, jugdir = notebook.parent, redis_pw.url()
+    result = jugnb("submit", "work.ipynb", "--jobs", "2", "--jugdir", jugdir, "--force", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    job = re.search(r"Submitted job (\d+)", result.stdout)
+    assert job is not None, result.stdout
+
+    def states() -> dict[str, str]:
+        return _states(jugnb, folder, "--jugdir", jugdir)
+
+    done = {f"{job[1]}_0": "COMPLETED", f"{job[1]}_1": "COMPLETED"}
+    wait_until(lambda: states() == done, RUN_TIMEOUT, f"job {job[1]} to complete: {states()}")
+    status = jugnb("status", "work.ipynb", "--jugdir", jugdir, cwd=folder)
+    assert re.search(r"\b0\s+0\s+0\s+8\s+0\s+work\.slow", status.stdout), status.stdout + status.stderr
+    (submission,) = (folder / ".jugnb" / "jobs").glob("work-*")
+    assert stat.S_IMODE((submission / "jugrc").stat().st_mode) == 0o600
+    for path in submission.iterdir():
+        if path.name != "jugrc":
+            assert redis_pw.password not in path.read_text(), f"the password is in {path}"
+    with redis_pw.client() as client:  # the job is remembered in the jugdir's database
+        assert client.hexists("jugnb:jobs", job[1])
