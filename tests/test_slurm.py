@@ -261,3 +261,36 @@ def test_redis_jugdir_runs_with_private_jugrc(
             assert redis_pw.password not in path.read_text(), f"the password is in {path}"
     with redis_pw.client() as client:  # the job is remembered in the jugdir's database
         assert client.hexists("jugnb:jobs", job[1])
+
+
+def test_panel_jobs_section_cancels_and_scales(
+    slurm: Any, notebook: Path, notebook_shell: Callable[[str], InteractiveShell]
+) -> None:
+    from jugnb.widgets.jobs import JobsPanel
+
+    ip = notebook_shell("work")
+    ip.run_cell(GRAPH.replace("0.5", "30"), cell_id="g")
+    write_notebook(notebook, [GRAPH.replace("0.5", "30")])
+    job = ip.run_line_magic("jug", "submit --jobs 1 --force")
+    ip.run_line_magic("jug", "status --watch")
+    magics = ip.magics_manager.registry["JugMagics"]
+    panel = magics.panel
+    try:
+        (section,) = [c for c in panel.children if isinstance(c, JobsPanel)]
+        section.refresh()
+        assert f"<td>{job}_0</td>" in section.table.value
+        section.scale_to.value = 2
+        section.click("scale").join(TIMEOUT)
+        assert "Submitted job" in section.message.value, section.message.value
+        assert len(magics._job_watcher[1].book.entries()) == 2
+        section.click("cancel").join(TIMEOUT)
+        assert "Cancelled" in section.message.value, section.message.value
+
+        def all_cancelled() -> bool:
+            rows = magics._job_watcher[1].rows(refresh=True)
+            return bool(rows) and all(r.state.state == "CANCELLED" for r in rows)
+
+        wait_until(all_cancelled, RUN_TIMEOUT, "both jobs to be cancelled")
+    finally:
+        panel.close()
+    assert not section._thread.is_alive(), "the jobs section's thread outlived the panel"

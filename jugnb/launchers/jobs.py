@@ -225,3 +225,19 @@ def jobs_text(rows: Sequence[JobRow]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in table
     ).rstrip()
+
+
+def jobs_html(rows: Sequence[JobRow]) -> str:
+    """Return an HTML table of ``rows`` (the same columns as :func:`jobs_text`; everything escaped)."""
+    import html
+
+    if not rows:
+        return "<i>No jobs submitted for this jugdir.</i>"
+    head = "".join(f"<th>{c}</th>" for c in ("job", "state", "node", "elapsed", "log"))
+    body = []
+    for row in rows:
+        state = row.state.state + (f" ({row.state.reason})" if row.state.reason else "")
+        elapsed = time.strftime("%H:%M:%S", time.gmtime(row.state.elapsed))
+        cells = (row.label, state, row.state.node or "-", elapsed, row.log_tail[:80])
+        body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f"<table class='jugnb-jobs'><tr>{head}</tr>{''.join(body)}</table>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ def watcher_of(magics: Any) -> JobWatcher:
     return watcher_
 
 
-def submit_jobs(magics: Any, options: SubmitOptions, *, dry_run: bool) -> str | None:
-    """Check, then submit ``options.jobs`` array tasks (or print the script); return the job id."""
+def submit_jobs(magics: Any, options: SubmitOptions, *, dry_run: bool) -> tuple[str | None, str]:
+    """Check, then submit ``options.jobs`` array tasks; return the job id and a line to show.
+
+    With ``dry_run`` nothing is submitted, and the line is the job script.
+    """
     notebook, source = magics.notebook_setting()
     if notebook is None:
         msg = (
@@ -59,11 +63,67 @@ def submit_jobs(magics: Any, options: SubmitOptions, *, dry_run: bool) -> str | 
         kernel_cells=[f.body for f in current.fragments] if current is not None else None,
     )
     if dry_run:
-        print(submission.script, end="")
-        return None
+        return None, submission.script
     job_id = submit(submission, launcher, watcher_of(magics).book)
-    print(f"Submitted job {job_id} ({options.jobs} array tasks); `%jug jobs` shows them.")
-    return job_id
+    magics._submit_options = options  # the panel's scale button submits more of the same
+    return job_id, f"Submitted job {job_id} ({options.jobs} array tasks); `%jug jobs` shows them."
+
+
+def cancel_jobs(magics: Any, job_ids: list[str] | None = None) -> str:
+    """Cancel ``job_ids`` (default: every unfinished job) with one scancel; return a line to show."""
+    watcher = watcher_of(magics)
+    targets = job_ids or live_job_ids(watcher.rows(refresh=True))
+    if not targets:
+        return "No unfinished jobs to cancel."
+    watcher.launcher.cancel(targets)
+    return f"Cancelled {', '.join(targets)}."
+
+
+def scale_jobs(magics: Any, target: int, options: SubmitOptions, *, dry_run: bool = False) -> str:
+    """Keep ``target`` array tasks pending or running: submit more, or cancel pending ones (newest first).
+
+    Running array tasks are never cancelled here: they may be in the middle of a task.
+    """
+    if target < 0:
+        raise UsageError("%jug scale N: N must be 0 or more.")
+    watcher = watcher_of(magics)
+    rows = watcher.rows(refresh=True)
+    count = sum(_task_count(r.state.array_index) for r in rows if r.state.state in ("PENDING", "RUNNING"))
+    if target > count:
+        more = dataclasses.replace(options, jobs=target - count)
+        return submit_jobs(magics, more, dry_run=dry_run)[1]
+    excess = count - target
+    chosen = pending_tasks(rows)[:excess]
+    if chosen and not dry_run:
+        watcher.launcher.cancel(chosen)
+    running = excess - len(chosen)
+    note = f"; {running} running array tasks stay (%jug cancel JOBID stops them)" if running else ""
+    verb = "Would cancel" if dry_run else "Cancelled"
+    return f"{count} array tasks live. " + (
+        f"{verb} {', '.join(chosen)}{note}." if excess else "Nothing to do."
+    )
+
+
+def jobs_panel(magics: Any) -> Any:
+    """Return a started :class:`~jugnb.widgets.jobs.JobsPanel` on the jugdir's jobs."""
+    from ..widgets.jobs import JobsPanel
+
+    watcher = watcher_of(magics)
+    return JobsPanel(
+        watcher.rows,
+        on_cancel=lambda: cancel_jobs(magics),
+        on_scale=lambda n: scale_jobs(magics, n, getattr(magics, "_submit_options", SubmitOptions(jobs=1))),
+        interval=watcher.poll_interval,
+    ).start()
+
+
+def add_jobs_section(magics: Any, panel: Any) -> None:
+    """Add the jobs section to the live progress ``panel`` when the jugdir has remembered jobs."""
+    if not magics.session.jugdir.shareable or not watcher_of(magics).book.entries():
+        return
+    section = jobs_panel(magics)
+    panel.children = (*panel.children, section)
+    panel.on_close(section.stop)
 
 
 class SubmitCommand(Command):
@@ -75,7 +135,9 @@ class SubmitCommand(Command):
         add_submit_arguments(parser)
 
     def run(self, magics: Any, args: Any) -> str | None:
-        return submit_jobs(magics, options_from(args), dry_run=args.dry_run)
+        job_id, text = submit_jobs(magics, options_from(args), dry_run=args.dry_run)
+        print(text if job_id is not None else text.rstrip("\n"))
+        return job_id
 
 
 class JobsCommand(Command):
@@ -83,7 +145,16 @@ class JobsCommand(Command):
 
     name = "jobs"
 
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="Show a live table (every JobWatcher.poll_interval seconds) with cancel and scale buttons.",
+        )
+
     def run(self, magics: Any, args: Any) -> Any:
+        if args.watch:
+            return jobs_panel(magics)
         return preformatted(jobs_text(watcher_of(magics).rows(refresh=True)))
 
 
@@ -96,13 +167,7 @@ class CancelCommand(Command):
         parser.add_argument("job_ids", nargs="*", metavar="JOBID", help="Jobs to cancel (default: all).")
 
     def run(self, magics: Any, args: Any) -> None:
-        watcher = watcher_of(magics)
-        targets = args.job_ids or live_job_ids(watcher.rows(refresh=True))
-        if not targets:
-            print("No unfinished jobs to cancel.")
-            return
-        watcher.launcher.cancel(targets)
-        print(f"Cancelled {', '.join(targets)}.")
+        print(cancel_jobs(magics, args.job_ids))
 
 
 def pending_tasks(rows: list[JobRow]) -> list[str]:
@@ -121,29 +186,8 @@ class ScaleCommand(Command):
         add_submit_arguments(parser, jobs=False)
 
     def run(self, magics: Any, args: Any) -> None:
-        if args.target < 0:
-            raise UsageError("%jug scale N: N must be 0 or more.")
-        watcher = watcher_of(magics)
-        rows = watcher.rows(refresh=True)
-        live = [r for r in rows if r.state.state in ("PENDING", "RUNNING") and r.state.array_index.isdigit()]
-        live += [r for r in rows if r.state.state == "PENDING" and not r.state.array_index.isdigit()]
-        count = sum(_task_count(r.state.array_index) for r in live)
-        if args.target > count:
-            args.jobs = args.target - count
-            submit_jobs(magics, options_from(args), dry_run=args.dry_run)
-            return
-        excess = count - args.target
-        pending = pending_tasks(rows)
-        chosen = pending[:excess]
-        if chosen and not args.dry_run:
-            watcher.launcher.cancel(chosen)
-        running = excess - len(chosen)
-        note = f"; {running} running array tasks stay (%jug cancel JOBID stops them)" if running else ""
-        verb = "Would cancel" if args.dry_run else "Cancelled"
-        print(
-            f"{count} array tasks live. "
-            + (f"{verb} {', '.join(chosen)}{note}." if excess else "Nothing to do.")
-        )
+        args.jobs = 1  # replaced by the number of array tasks missing
+        print(scale_jobs(magics, args.target, options_from(args), dry_run=args.dry_run))
 
 
 def _task_count(index: str) -> int:

@@ -239,6 +239,9 @@ class JugMagics(Magics):
         )
         self.shell.configurables.append(panel.poller)
         self.panel = panel
+        from .job_commands import add_jobs_section
+
+        add_jobs_section(self, panel)
         panel.display()
 
     def task_browser(self) -> Any:
