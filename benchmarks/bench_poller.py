@@ -36,8 +36,8 @@ import jug
 import jug.task
 from jug.backends.encode import encode
 
-from jugnb import _file_reader
-from jugnb.status import StatusReader
+from jugnb.backends import _file_reader
+from jugnb.status.reader import StatusReader
 from jugnb.widgets.poller import StatusPoller
 from jugnb.widgets.progress import ProgressPanel
 

@@ -16,7 +16,7 @@ Columns (medians of ``--repeat`` runs, seconds):
 - ``full+index``: ``StatusReader(tasks, store).read()`` from the loaded graph, building the index;
 - ``full``: the first ``read()`` of a reader whose index is built;
 - ``refresh``: a later ``read()`` with nothing changed (file store: after the folder listings were
-  verified, see ``jugnb._file_reader.RACY_SECONDS``);
+  verified, see ``jugnb.backends._file_reader.RACY_SECONDS``);
 - ``refresh 1Δ``: a later ``read()`` after one result was removed by someone else.
 """
 
@@ -41,8 +41,8 @@ import jug
 import jug.task
 from jug.backends.encode import encode
 
-from jugnb import _file_reader
-from jugnb.status import StatusReader
+from jugnb.backends import _file_reader
+from jugnb.status.reader import StatusReader
 
 JUGFILE = """\
 from jug import TaskGenerator
@@ -198,7 +198,7 @@ def bench_file(folder: Path, tasks: list[Any], repeat: int) -> list[float]:
 
 
 def bench_redis(url: str, folder: Path, tasks: list[Any], repeat: int) -> list[float]:
-    from jugnb.store import open_store
+    from jugnb.backends.spec import open_store
 
     store = open_store(url)  # what the kernel uses: jug's redis_store with jugnb's client (db, password)
     store.redis.flushdb()

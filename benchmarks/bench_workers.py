@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from jugnb.jugfile import atomic_write
-from jugnb.project import Project
-from jugnb.workers import WorkerPool
+from jugnb.notebook.jugfile import atomic_write
+from jugnb.notebook.project import Project
+from jugnb.workers.pool import WorkerPool
 
 MODULE = "benchjug"
 JUG = str(Path(sys.executable).with_name("jug"))

@@ -78,7 +78,7 @@ def _capture_parsers() -> Iterator[None]:
 
 def cli_parser(command: str) -> argparse.ArgumentParser:
     """Return the parser of one of ``jugnb``'s own subcommands (``export``, ``workers``, ...)."""
-    from jugnb import cli
+    from jugnb.cli import app as cli
 
     with _capture_parsers(), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -286,7 +286,7 @@ def _signature(function: Callable[..., Any]) -> str:
 
 def render_cli() -> list[str]:
     """Render the ``jugnb`` command: its usage, its own subcommands, and the jug subcommands it passes on."""
-    from jugnb import cli
+    from jugnb.cli import app as cli
 
     out = ["## The `jugnb` command", "", "```text", cli.USAGE.rstrip(), "```", ""]
     for command in cli.OWN_COMMANDS:

@@ -86,7 +86,7 @@ def jug_reset() -> Iterator[None]:
 def deadline() -> Iterator[None]:
     """Fail the test after :data:`TIMEOUT` seconds, killing the processes it started and left running.
 
-    For in-process ``jugnb.cli.main`` calls, whose jug child process has no timeout of its own.
+    For in-process ``jugnb.cli.app.main`` calls, whose jug child process has no timeout of its own.
     """
     expired = False
 
@@ -156,7 +156,8 @@ def jug_environ(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture
 def jug_env(jug_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Apply :func:`jug_environ` to this process, for in-process ``jugnb.cli.main`` calls (its children)."""
+    """Apply :func:`jug_environ` to this process, for in-process ``jugnb.cli.app.main`` calls (its
+    children)."""
     for key in [k for k in os.environ if k.startswith("JUG_MAX_")]:
         monkeypatch.delenv(key)
     for key in ("HOME", "IPYTHONDIR", "PATH", "PYTHONDONTWRITEBYTECODE"):

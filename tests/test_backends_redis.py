@@ -1,7 +1,8 @@
 """Redis jugdirs end to end, on real redis-server processes: a password, a database other than 0, plain jug.
 
 jug 2.7 drops both the password and the database number of a redis URL (first test); jugnb opens the store
-itself (:mod:`jugnb.redisstore`). Every feature here runs on database 3 of a password-protected server, and
+itself (:mod:`jugnb.backends.redis_store`). Every feature here runs on database 3 of a password-protected
+server, and
 the password is looked for in everything jugnb writes or shows.
 """
 
@@ -29,9 +30,9 @@ from conftest import BIN, TIMEOUT, wait_until
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
+from jugnb.backends.redis_store import RedisURL, open_redis_store
+from jugnb.backends.spec import Jugdir, redact
 from jugnb.errors import StoreError
-from jugnb.redisstore import RedisURL, open_redis_store
-from jugnb.store import Jugdir, redact
 
 N = 12
 
@@ -224,7 +225,7 @@ def run_quick(jug_environ: dict[str, str]) -> Callable[..., subprocess.Completed
 @pytest.fixture
 def quick_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel gives up on an unreachable server after 0.3 s instead of 2 s."""
-    monkeypatch.setattr("jugnb.redisstore.KERNEL_RETRY", 0.3)
+    monkeypatch.setattr("jugnb.backends.redis_store.KERNEL_RETRY", 0.3)
 
 
 @pytest.mark.parametrize(
@@ -317,8 +318,8 @@ def test_jugnb_workers_in_a_shell_finds_and_stops_redis_workers(
 def test_fatal_errors_apply_to_the_running_thread_only(redis_pw: RedisServer) -> None:
     import threading
 
+    from jugnb.backends.redis_store import StoreLost, fatal_errors
     from jugnb.errors import StoreUnreachable
-    from jugnb.redisstore import StoreLost, fatal_errors
 
     store = open_redis_store(redis_pw.url(db=3), retry_for=0.1)
     redis_pw.stop()

@@ -34,7 +34,7 @@ N = 24
 
 @pytest.fixture
 def nb(redis_pw: RedisServer, project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Transcript]:
-    monkeypatch.setattr("jugnb.redisstore.KERNEL_RETRY", 0.3)  # the kernel's reads give up sooner
+    monkeypatch.setattr("jugnb.backends.redis_store.KERNEL_RETRY", 0.3)  # the kernel's reads give up sooner
     shell = new_shell(project, monkeypatch, redis_pw.url(db=3))
     try:
         yield Transcript(shell)

@@ -1,6 +1,6 @@
 """The ``jugnb`` command: ``export``, every jug subcommand on a notebook, and the round trip with plain jug.
 
-In-process ``jugnb.cli.main([...])`` wherever possible (a jug subcommand still runs in a child process,
+In-process ``jugnb.cli.app.main([...])`` wherever possible (a jug subcommand still runs in a child process,
 whose output ``capfd`` captures); real ``jugnb``/``jug`` processes where a test needs its own working
 directory in a module fixture, standard input, or the console script itself.
 """
@@ -23,9 +23,9 @@ import nbformat
 import pytest
 from conftest import free_port
 
-from jugnb.cli import main
-from jugnb.export import export_notebook
-from jugnb.jugfile import GENERATED_MARK, is_generated
+from jugnb.cli.app import main
+from jugnb.notebook.export import export_notebook
+from jugnb.notebook.jugfile import GENERATED_MARK, is_generated
 
 # In-process main() runs jug in a child process without a timeout: the deadline bounds every test.
 pytestmark = pytest.mark.usefixtures("deadline")

@@ -26,7 +26,7 @@ import pytest
 from IPython.core import magics as ipython_magics
 from IPython.core.magic import Magics
 
-from jugnb import cli
+from jugnb.cli import app as cli
 from jugnb.magics import JugMagics, commands
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""jugnb.export and jugnb.project: a notebook file -> its jugfile, module name and paths."""
+"""jugnb.notebook.export and jugnb.notebook.project: a notebook file -> its jugfile, module name and paths."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from conftest import TIMEOUT, write_notebook
 
 from jugnb.errors import CellError, ModuleNameError, NoJugfileCellsError, NotebookError
-from jugnb.export import export_notebook, read_notebook
-from jugnb.jugfile import GENERATED_MARK
-from jugnb.project import Project
+from jugnb.notebook.export import export_notebook, read_notebook
+from jugnb.notebook.jugfile import GENERATED_MARK
+from jugnb.notebook.project import Project
 
 MakeNotebook = Callable[..., Path]
 Cells = Callable[[str], list[tuple[str, str]]]
@@ -108,7 +108,7 @@ def test_v45_notebook_missing_ids_exports_without_them(project: Path) -> None:
 def test_v4_notebook_is_read_without_importing_nbformat(project: Path) -> None:
     # Importing nbformat costs a second or more where jsonschema's format checkers are installed.
     code = (
-        "import sys; from pathlib import Path; from jugnb.export import export_notebook; "
+        "import sys; from pathlib import Path; from jugnb.notebook.export import export_notebook; "
         "text = export_notebook(Path(sys.argv[1])).text; "
         "assert 'nbformat' not in sys.modules, 'nbformat imported'; print(text, end='')"
     )

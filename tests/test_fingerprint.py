@@ -12,19 +12,19 @@ import pytest
 from conftest import JUGFILES, read_cells
 from test_records import redis_url  # noqa: F401 - the real redis-server fixture, shared
 
+from jugnb.backends.spec import resolve_jugdir
 from jugnb.errors import StoreError
-from jugnb.fingerprint import (
+from jugnb.notebook.jugfile import Fragment
+from jugnb.notebook.project import Project
+from jugnb.session.kernel import NotebookSession
+from jugnb.session.loader import LoadedGraph
+from jugnb.staleness.fingerprint import (
     Fingerprint,
     FingerprintStore,
     RedisFingerprintStore,
     TaskFingerprinter,
     fingerprints,
 )
-from jugnb.jugfile import Fragment
-from jugnb.loader import LoadedGraph
-from jugnb.project import Project
-from jugnb.session import NotebookSession
-from jugnb.store import resolve_jugdir
 
 MODULE = "fpnb"
 

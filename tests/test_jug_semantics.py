@@ -18,7 +18,7 @@ import jug
 import jug.task
 import pytest
 
-from jugnb.cli import main
+from jugnb.cli.app import main
 
 FEATURES = ("barrier", "bvalue", "tasklets", "mapreduce", "compound", "jug_execute")
 

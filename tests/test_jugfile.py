@@ -1,4 +1,5 @@
-"""jugnb.jugfile: cell splitting and checks, assembly, line mapping, module names, safe writing; errors."""
+"""jugnb.notebook.jugfile: cell splitting and checks, assembly, line mapping, module names, safe writing;
+errors."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jugnb import jugfile as jugfile_module
 from jugnb.errors import CellError, ForeignFileError, JugnbError, NotebookError
-from jugnb.jugfile import (
+from jugnb.notebook import jugfile as jugfile_module
+from jugnb.notebook.jugfile import (
     GENERATED_MARK,
     Fragment,
     assemble,

@@ -14,7 +14,7 @@ from conftest import BIN, write_notebook
 from kernelutil import Kernel
 from nbclient import NotebookClient
 
-from jugnb.export import export_notebook
+from jugnb.notebook.export import export_notebook
 
 pytestmark = pytest.mark.kernel
 

@@ -9,16 +9,19 @@ import pytest
 
 CORE = [
     "jugnb",
-    "jugnb.cli",
-    "jugnb.jugrun",
-    "jugnb.export",
-    "jugnb.session",
-    "jugnb.loader",
-    "jugnb.tasks",
-    "jugnb.status",
-    "jugnb.render",
-    "jugnb.store",
-    "jugnb.lint",
+    "jugnb.cli.app",
+    "jugnb.cli.jugrun",
+    "jugnb.notebook.export",
+    "jugnb.session.kernel",
+    "jugnb.session.loader",
+    "jugnb.session.tasks",
+    "jugnb.status.reader",
+    "jugnb.status.render",
+    "jugnb.backends.spec",
+    "jugnb.notebook.lint",
+    "jugnb.cli.jobs",
+    "jugnb.launchers.submit",
+    "jugnb.launchers.jobs",
 ]
 
 

@@ -13,7 +13,7 @@ from conftest import BIN, write_notebook
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from jugnb.export import export_notebook
+from jugnb.notebook.export import export_notebook
 
 DOUBLE = """\
 from jug import TaskGenerator, bvalue, barrier

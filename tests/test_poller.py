@@ -17,12 +17,12 @@ import pytest
 from conftest import wait_until
 from jug.backends.encode import encode
 
-from jugnb.records import RecordLog, TaskRecord
-from jugnb.status import StatusReader
+from jugnb.status.reader import StatusReader
 from jugnb.widgets.factory import progress_panel
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.poller import StatusPoller
 from jugnb.widgets.progress import ProgressPanel
+from jugnb.workers.records import RecordLog, TaskRecord
 
 JUGFILE = """\
 from jug import TaskGenerator

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jugnb.errors import StoreError
-from jugnb.records import FileRecordLog, RecordLog, RedisRecordLog, TaskRecord, records_folder
+from jugnb.workers.records import FileRecordLog, RecordLog, RedisRecordLog, TaskRecord, records_folder
 
 
 def record(hash_: str = "a" * 40, status: str = "ok", start: float = 100.0, **kw: object) -> TaskRecord:

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from jug.subcommands.status import TaskStatus, _print_status
 
-from jugnb.render import status_html, status_text
-from jugnb.status import NameCounts, StatusSnapshot
+from jugnb.status.reader import NameCounts, StatusSnapshot
+from jugnb.status.render import status_html, status_text
 
 
 def snapshot(*rows: NameCounts) -> StatusSnapshot:

@@ -17,10 +17,11 @@ import pytest
 from conftest import free_port
 from jug.backends.file_store import file_based_lock, file_keepalive_based_lock, file_store
 
-from jugnb import _file_reader, _redis_reader, _store_readers
+from jugnb.backends import _file_reader, _redis_reader
+from jugnb.backends import readers as _store_readers
 from jugnb.errors import StoreError
-from jugnb.render import status_text
-from jugnb.status import STATES, StatusReader, StatusSnapshot
+from jugnb.status.reader import STATES, StatusReader, StatusSnapshot
+from jugnb.status.render import status_text
 
 GRAPH = """
 from jug import TaskGenerator
@@ -470,7 +471,7 @@ def test_concurrent_reads_agree(tmp_path: Path, load_graph: Any) -> None:
 
 def test_core_imports_neither_ipython_nor_ipywidgets() -> None:
     code = (
-        "import sys, jugnb.status, jugnb.render, jugnb._store_readers\n"
+        "import sys, jugnb.status.reader, jugnb.status.render, jugnb.backends.readers\n"
         "bad = [m for m in ('IPython', 'ipywidgets') if m in sys.modules]\n"
         "assert not bad, bad"
     )

@@ -14,9 +14,9 @@ import jug.task
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jugnb.records import RecordLog, TaskRecord
 from jugnb.widgets.browser import TaskBrowser
 from jugnb.widgets.browsing import argument_summary, result_size
+from jugnb.workers.records import RecordLog, TaskRecord
 
 JUGFILE = """\
 from jug import TaskGenerator
@@ -200,10 +200,10 @@ def test_argument_summary_is_short() -> None:
 def test_browser_without_a_widget_frontend_shows_text_and_html(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jugnb.jugfile import Fragment
-    from jugnb.project import Project
-    from jugnb.session import NotebookSession
-    from jugnb.store import resolve_jugdir
+    from jugnb.backends.spec import resolve_jugdir
+    from jugnb.notebook.jugfile import Fragment
+    from jugnb.notebook.project import Project
+    from jugnb.session.kernel import NotebookSession
     from jugnb.widgets import TaskBrowser
 
     monkeypatch.chdir(tmp_path)

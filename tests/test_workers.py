@@ -1,4 +1,4 @@
-"""WorkerPool and jugnb.worker with real worker processes on a file store in tmp_path.
+"""WorkerPool and jugnb.workers.loop with real worker processes on a file store in tmp_path.
 
 Every wait has a timeout, and the ``pools`` fixture checks at teardown that every process a pool started
 (replacements included) is gone.
@@ -22,10 +22,10 @@ import psutil
 import pytest
 from conftest import process_exists, wait_until
 
-from jugnb.jugfile import atomic_write
-from jugnb.project import Project
-from jugnb.records import RecordLog, TaskRecord
-from jugnb.workers import NotRunning, WorkerPool
+from jugnb.notebook.jugfile import atomic_write
+from jugnb.notebook.project import Project
+from jugnb.workers.pool import NotRunning, WorkerPool
+from jugnb.workers.records import RecordLog, TaskRecord
 
 MODULE = "wtest"
 
@@ -144,7 +144,7 @@ def test_workers_show_their_current_task(nb: Notebook, pools: Any) -> None:
 
 
 def test_relative_jugdirs_are_made_absolute_against_the_working_directory(tmp_path: Path) -> None:
-    from jugnb.workers import absolute_jugdir
+    from jugnb.workers.pool import absolute_jugdir
 
     assert absolute_jugdir("nb.jugdata", tmp_path) == str(tmp_path / "nb.jugdata")
     assert absolute_jugdir("file_keepalive:../x", tmp_path) == f"file_keepalive:{tmp_path.parent / 'x'}"
@@ -277,7 +277,7 @@ def test_reattach_without_state_file_is_not_running(nb: Notebook) -> None:
 KERNEL = """
 import json, sys, time
 from pathlib import Path
-from jugnb.workers import WorkerPool
+from jugnb.workers.pool import WorkerPool
 pool = WorkerPool(Path(sys.argv[1]), sys.argv[2])
 pool.start(2, jugdir=sys.argv[3], cwd=Path(sys.argv[4]), detach=sys.argv[5] == "detach")
 print(json.dumps([w.pid for w in pool.workers()]), flush=True)
@@ -536,7 +536,8 @@ def test_a_new_jugfile_is_picked_up_between_tasks(nb: Notebook, pools: Any) -> N
 
 def test_worker_modules_import_neither_ipython_nor_widgets() -> None:
     code = (
-        "import sys, jugnb.worker, jugnb.workers; print(sorted({'IPython', 'ipywidgets'} & set(sys.modules)))"
+        "import sys, jugnb.workers.loop, jugnb.workers.pool\n"
+        "print(sorted({'IPython', 'ipywidgets'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     assert out.stdout.strip() == "[]"

@@ -22,8 +22,8 @@ from typing import Any
 from traitlets import Float, Instance
 from traitlets.config import LoggingConfigurable
 
-from ..jugfile import atomic_write
-from ..records import companion_folder
+from ..notebook.jugfile import atomic_write
+from ..workers.records import companion_folder
 from .base import JobState, Launcher
 
 REDIS_KEY = "jugnb:jobs"
@@ -82,7 +82,7 @@ class JobBook:
         self._redis: Any = None
         self._folder: Path | None = None
         if jugdir.startswith("redis:"):
-            from ..redisstore import client_for
+            from ..backends.redis_store import client_for
 
             self._redis, _ = client_for(jugdir, store)
         else:

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends.redis_store import RedisURL
+from ..backends.spec import Jugdir
 from ..errors import JugnbError
-from ..export import export_notebook
-from ..project import Project
-from ..redisstore import RedisURL
-from ..store import Jugdir
+from ..notebook.export import export_notebook
+from ..notebook.project import Project
 from .base import JobRequest, Launcher
 from .jobs import JobBook, JobEntry
 

@@ -7,13 +7,13 @@ from typing import Any, TypeVar
 
 from IPython.core.magic_arguments import argument
 
-from ..jugfile import JUGFILE_CELL_OPTIONS
+from ..notebook.jugfile import JUGFILE_CELL_OPTIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def jugfile_cell_args(func: F) -> F:
-    """Return the ``%%jugfile`` line's options, declared once in :data:`jugnb.jugfile.JUGFILE_CELL_OPTIONS`.
+    """Return the ``%%jugfile`` line's options, declared once in :data:`~.jugfile.JUGFILE_CELL_OPTIONS`.
 
     ``jugnb export`` parses the same options from saved notebooks, so the two cannot drift apart.
     """

@@ -16,12 +16,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import SVG, display
 
-from .. import tasks as task_ops
-from ..loader import LoadedGraph
-from ..records import RecordLog, TaskRecord
-from ..render import status_html, status_text
-from ..status import StatusReader, StatusSnapshot
-from ..store import redact
+from ..backends.spec import redact
+from ..session import tasks as task_ops
+from ..session.loader import LoadedGraph
+from ..status.reader import StatusReader, StatusSnapshot
+from ..status.render import status_html, status_text
+from ..workers.records import RecordLog, TaskRecord
 from .views import Rendered, preformatted
 
 _COMMANDS: dict[str, Command] = {}

@@ -26,13 +26,13 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Unicode, observe
 
+from ..backends.spec import redact, resolve_jugdir
 from ..errors import JugnbError
-from ..jugfile import Fragment
-from ..lint import foreign_names
-from ..loader import LoadedGraph
-from ..project import Project
-from ..session import NotebookSession
-from ..store import redact, resolve_jugdir
+from ..notebook.jugfile import Fragment
+from ..notebook.lint import foreign_names
+from ..notebook.project import Project
+from ..session.kernel import NotebookSession
+from ..session.loader import LoadedGraph
 from . import commands, job_commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
 from ._args import jugfile_cell_args
 from .namespace import shell_functions

@@ -11,8 +11,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .. import tasks as task_ops
 from ..errors import JugnbError
+from ..session import tasks as task_ops
 
 
 def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
-from ..inkernel import find_task
-from ..loader import LoadedGraph
-from ..plan import plan_text
-from ..records import TaskRecord
-from ..staleness import StalenessReport, classify, dry_run_plan, why
-from ..status import StatusSnapshot
+from ..session.inkernel import find_task
+from ..session.loader import LoadedGraph
+from ..staleness.classify import StalenessReport, classify, dry_run_plan, why
+from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
+from ..staleness.plan import plan_text
+from ..status.reader import StatusSnapshot
+from ..workers.records import TaskRecord
 from .commands import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 

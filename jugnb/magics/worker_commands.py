@@ -10,11 +10,11 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..inkernel import ExecuteOptions, execute_here, find_task, run_task
-from ..records import TaskRecord
-from ..status import StatusSnapshot
-from ..workerenv import EXIT_STORE_LOST
-from ..workers import NotRunning, WorkerInfo, WorkerPool
+from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
+from ..status.reader import StatusSnapshot
+from ..workers.env import EXIT_STORE_LOST
+from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
+from ..workers.records import TaskRecord
 from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
 from .views import Rendered
 
@@ -94,7 +94,7 @@ class ExecuteCommand(Command):
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
         options = execute_options(args)
         if args.dry_run:
-            from ..tasks import task_matcher
+            from ..session.tasks import task_matcher
             from .stale_commands import dry_run
 
             selected = options.name is not None or options.pattern is not None

@@ -22,10 +22,10 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Int
 
-from .. import tasks as task_ops
 from ..errors import JugnbError, StoreError
-from ..records import RecordLog
-from ..status import STATES, StatusReader
+from ..session import tasks as task_ops
+from ..status.reader import STATES, StatusReader
+from ..workers.records import RecordLog
 from ._subshell import route_to_subshell
 from .browsing import TaskEntry, argument_summary, list_entries, result_size, retry_task, task_names
 from .viewmodel import format_bytes, format_duration

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..status import STATES, StatusSnapshot
-from ..store import save_dict_store
-from ..tasks import task_hex
+from ..backends.spec import save_dict_store
+from ..session.tasks import task_hex
+from ..status.reader import STATES, StatusSnapshot
 
 __all__ = ["TaskEntry", "argument_summary", "list_entries", "result_size", "retry_task"]
 
@@ -34,7 +34,7 @@ class TaskEntry:
     hash : str
         40 hex digits.
     state : str
-        One of :data:`jugnb.status.STATES`.
+        One of :data:`jugnb.status.reader.STATES`.
     args : str
         Short summary of the arguments.
     duration : float or None

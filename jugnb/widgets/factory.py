@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import tasks as task_ops
+from ..session import tasks as task_ops
 from .model import ProgressModel
 from .poller import GraphSource, StatusPoller
 from .progress import ProgressPanel

@@ -1,8 +1,9 @@
 """Builds :class:`~jugnb.widgets.viewmodel.ProgressView` objects from what the poller reads.
 
-:class:`ProgressModel` turns a :class:`~jugnb.status.StatusSnapshot`, the pool's
-:class:`~jugnb.workers.WorkerInfo` and :class:`~jugnb.workers.PoolEvent` lists and new
-:class:`~jugnb.records.TaskRecord` objects into one view, remembering what rates, ETAs and events need.
+:class:`ProgressModel` turns a :class:`~jugnb.status.reader.StatusSnapshot`, the pool's
+:class:`~jugnb.workers.pool.WorkerInfo` and :class:`~jugnb.workers.pool.PoolEvent` lists and new
+:class:`~jugnb.workers.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
+need.
 
 This module imports neither ipywidgets nor IPython.
 
@@ -23,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..locks import HOST, process_alive
-from ..status import StatusSnapshot
+from ..status.reader import StatusSnapshot
+from ..workers.locks import HOST, process_alive
 from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_duration
 
 __all__ = ["ProgressModel"]
@@ -97,7 +98,7 @@ class ProgressModel:
         self._events.append(EventRow(time.time() if when is None else when, kind, title, detail))
 
     def add_records(self, records: Iterable[Any], our_workers: Sequence[str] = ()) -> None:
-        """Take in new :class:`~jugnb.records.TaskRecord` objects: durations, other workers, failures."""
+        """Take in new :class:`~jugnb.workers.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
             if record.status == "ok" and record.duration is not None:
@@ -110,7 +111,7 @@ class ProgressModel:
                 self._events.append(_failure_event(record))
 
     def add_pool_events(self, events: Iterable[Any]) -> None:
-        """Take in :class:`~jugnb.workers.PoolEvent` objects (already seen ones are skipped)."""
+        """Take in :class:`~jugnb.workers.pool.PoolEvent` objects (already seen ones are skipped)."""
         for event in events:
             key = (event.time, event.kind, event.worker, event.pid)
             if event.time < self.since or key in self._seen_pool_events or event.kind not in _POOL_KINDS:
@@ -132,7 +133,7 @@ class ProgressModel:
         barrier: str = "",
         stale: Mapping[str, int] | None = None,
     ) -> ProgressView:
-        """Build the view of ``snapshot`` with ``workers`` (:class:`~jugnb.workers.WorkerInfo`, this pool's).
+        """Build the view of ``snapshot`` with this pool's ``workers`` (:class:`~.pool.WorkerInfo`).
 
         Parameters
         ----------

@@ -1,7 +1,8 @@
 """The background thread that keeps a progress panel up to date.
 
 A :class:`StatusPoller` is a named daemon thread with a stop ``threading.Event``. Each tick reads a fresh
-:class:`~jugnb.status.StatusSnapshot` (incremental: :meth:`StatusReader.read` re-lists only what changed),
+:class:`~jugnb.status.reader.StatusSnapshot` (incremental: :meth:`StatusReader.read` re-lists only what
+changed),
 the pool's workers and events and the new task records, builds a
 :class:`~jugnb.widgets.viewmodel.ProgressView` and hands it to ``panel.render``, which only sets traits.
 
@@ -27,8 +28,8 @@ from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from ..errors import StoreError
-from ..records import RecordLog
-from ..status import StatusReader, StatusSnapshot
+from ..status.reader import StatusReader, StatusSnapshot
+from ..workers.records import RecordLog
 from .model import ProgressModel
 from .viewmodel import ProgressView
 
@@ -47,7 +48,8 @@ class StatusPoller(LoggingConfigurable):
         Anything with ``render(view)``, ``show_message(text)`` and ``on_close(callback)``.
     graph : callable or graph
         Returns the kernel's current loaded graph (an object with ``tasks`` and ``store``, optionally
-        ``barrier`` and ``jugdir``, like :class:`~jugnb.loader.LoadedGraph`), or ``None`` before a jugfile
+        ``barrier`` and ``jugdir``, like :class:`~jugnb.session.loader.LoadedGraph`), or ``None`` before a
+        jugfile
         is loaded. It is called from the poller's thread: it must be cheap and must not import a jugfile.
         A graph object instead of a callable stands for itself.
     pool : WorkerPool, optional
@@ -57,7 +59,8 @@ class StatusPoller(LoggingConfigurable):
     model : ProgressModel, optional
         Builds the views; one with default settings if not given.
     reader : callable, optional
-        ``reader(graph)`` returns the :class:`~jugnb.status.StatusReader` of ``graph``; default: a new one per
+        ``reader(graph)`` returns the :class:`~jugnb.status.reader.StatusReader` of ``graph``; default: a new
+        one per
         graph. Indexing 100 000 tasks holds the GIL in long C calls (tens of ms), so the kernel should
         pass the reader it already built on its own thread (``read()`` is thread-safe).
     staleness : callable, optional

@@ -32,7 +32,7 @@ class TaskRow:
     folded : int
         Number of task names folded into this row (0 for an ordinary row).
     stale : int
-        Complete tasks computed by code that changed since (see :mod:`jugnb.staleness`).
+        Complete tasks computed by code that changed since (see :mod:`jugnb.staleness.classify`).
     """
 
     name: str

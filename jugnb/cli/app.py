@@ -1,0 +1,192 @@
+"""The ``jugnb`` command: ``export`` and every jug subcommand on a notebook.
+
+::
+
+    jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
+    jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]   # execute, status, cleanup, ...
+    jugnb SUBCOMMAND JUGFILE.py [jug options...]                         # passed straight to jug
+
+A jug subcommand runs in a child process (``python -m jugnb.cli.jugrun``); its exit code is ``jugnb``'s, and a
+SIGTERM sent to ``jugnb`` is passed on to it. Uses only the core and jug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from .. import __version__
+from ..errors import JugnbError
+from ..notebook.export import export_notebook
+from ..notebook.jugfile import write_jugfile
+from ..notebook.project import Project
+
+OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
+USAGE = """\
+usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
+       jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
+       jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
+       jugnb jobs NOTEBOOK.ipynb
+       jugnb cancel NOTEBOOK.ipynb [JOBID...]
+       jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
+       jugnb SUBCOMMAND JUGFILE.py [jug options...]
+
+Run the Jug task graph defined by a notebook's %%jugfile cells.
+
+  export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
+  workers       show the background workers a kernel started for the notebook; --stop drains them,
+                --now terminates them (and releases the locks they held)
+  submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
+  jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
+  cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)
+  SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
+                graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
+                `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
+                notebook's file stem), which names the tasks and the default jugdir <module>.jugdata.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``jugnb`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 on success, 2 for a usage or input error, otherwise the jug subcommand's code.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"jugnb {__version__}")
+        return 0
+    if argv[0] == "export":
+        return _export(argv[1:])
+    if argv[0] == "workers":
+        return _workers(argv[1:])
+    if argv[0] in ("submit", "jobs", "cancel"):
+        from .jobs import main as jobs_main
+
+        return jobs_main(argv[0], argv[1:])
+    return run_child([sys.executable, "-m", "jugnb.cli.jugrun", *argv])
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jugnb export", description="Write a notebook's jugfile, a plain Python file that jug runs."
+    )
+    parser.add_argument("notebook", type=Path, help="the .ipynb file")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="output file (default: <module>.py beside the notebook)"
+    )
+    parser.add_argument(
+        "--name",
+        "--module",
+        dest="module",
+        help="module name, which names the tasks (<module>.<function>) and the default jugdir "
+        "(default: the notebook's file stem as an identifier)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite a file that jugnb did not generate")
+    return parser
+
+
+def _export(argv: list[str]) -> int:
+    args = _export_parser().parse_args(argv)
+    try:
+        module = args.module
+        if args.output is not None:
+            stem = args.output.stem
+            if module is not None and module != stem:
+                msg = (
+                    f"-o {args.output} and --name {module} disagree: jug names the module after the file, "
+                    f"so write to {args.output.with_name(module + '.py')} or drop --name."
+                )
+                raise JugnbError(msg)
+            module = stem if module is None else module
+        project = Project.for_notebook(args.notebook, module)
+        jugfile = export_notebook(args.notebook)
+        output = args.output if args.output is not None else project.export_path
+        changed = write_jugfile(output, jugfile.text, force=args.force)
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        where = err.filename or args.output or "the jugfile"
+        print(f"jugnb: error: cannot write {where}: {err.strerror or err}.", file=sys.stderr)
+        return 2
+    state = "wrote" if changed else "unchanged:"
+    print(f"{state} {output} (module {project.module}, {len(jugfile.fragments)} %%jugfile cells)")
+    return 0
+
+
+def _workers(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="jugnb workers", description="Show (and stop) the workers a kernel started for a notebook."
+    )
+    parser.add_argument("notebook", type=Path, help="the .ipynb file")
+    parser.add_argument("--module", help="module name, if the notebook's kernel used another one")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--stop", action="store_true", help="drain: each worker finishes its task, then exits")
+    group.add_argument("--now", action="store_true", help="terminate now and release the locks they held")
+    args = parser.parse_args(argv)
+    from ..workers.pool import NotRunning, WorkerPool
+
+    try:
+        project = Project.for_notebook(args.notebook, args.module, flag="--module")
+        # Only a look from outside: the workers keep running when this command exits.
+        pool = WorkerPool.reattach(
+            project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
+        )
+    except NotRunning as err:
+        print(f"No workers are running for {args.notebook} ({err})")
+        return 0
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    for info in pool.workers():
+        task = f"  {info.task}" if info.task else ""
+        print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
+    if args.stop or args.now:
+        pool.stop(now=args.now)
+        print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
+    return 0
+
+
+def _jugrc_jugdir() -> str | None:
+    """Return the jugdir of the jugrc files, if any (a state file's redis jugdir has no password)."""
+    from jug.options import default_options, read_configuration_file
+
+    configured = getattr(read_configuration_file(default_options=default_options), "jugdir", None)
+    return configured if isinstance(configured, str) and configured != default_options.jugdir else None
+
+
+def run_child(command: list[str]) -> int:
+    """Run ``command`` with this process's standard streams; pass SIGTERM on to it; return its exit code."""
+    child = subprocess.Popen(command)
+    if threading.current_thread() is not threading.main_thread():
+        return child.wait()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                # The terminal sent SIGINT to the child as well: let it finish (jug cleans up its locks).
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,296 @@
+"""Run one jug subcommand on a notebook, as ``jug`` would run it on the notebook's exported jugfile.
+
+Run as ``python -m jugnb.cli.jugrun SUBCOMMAND [NOTEBOOK.ipynb | JUGFILE.py] [--module NAME] [jug
+options...]``
+(``jugnb SUBCOMMAND ...`` starts it). For a notebook it exports the jugfile to a snapshot in jugnb's state
+folder, then lets jug parse its options (command line, jugrc files, defaults) with the *exported* path
+(``notebooks/grid_search.py``) as the jugfile, so ``--jugdir`` defaults, ``%(jugfile)s`` and relative
+paths mean exactly what they mean for ``jug SUBCOMMAND notebooks/grid_search.py``. The code jug imports is
+the snapshot, which has the same file name (hence module name and task hashes). The user's files are never
+written. A ``.py`` jugfile is passed straight through.
+
+It runs in its own process because jug's option parsing rewrites ``sys.argv``, sets the root logger's level
+and installs signal handlers. Uses only the core and jug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..backends.spec import kind_of, open_store, save_dict_store
+from ..errors import JugnbError
+from ..notebook.export import export_notebook
+from ..notebook.jugfile import Jugfile
+from ..notebook.project import Project
+from ..session.loader import import_error, quiet_import_log
+from ..workers.env import store_lost_errors
+
+#: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
+RETRY_VARIABLE = "JUGNB_STORE_RETRY"
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
+    jugrc, argv = _pop_jugrc_option(argv)
+    try:
+        snapshot, jug_argv, jugfile = resolve(argv)
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the snapshot cannot be written (read-only folder, a file named .jugnb, ...)
+        where = err.filename or "jugnb's state folder"
+        msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
+        print(f"jugnb: error: {msg}", file=sys.stderr)
+        return 2
+    try:
+        with _import_errors_named(snapshot, jugfile):
+            return run_jug(snapshot, jug_argv, jugrc=jugrc)
+    except JugnbError as err:
+        print(f"jugnb: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `jugnb status NB.ipynb | head`: the reader left, as for any Unix command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
+    """Export a notebook named in ``argv`` and rewrite ``argv`` for jug.
+
+    Returns
+    -------
+    snapshot : str or None
+        Path of the jugfile jug should import (``None``: the one jug finds itself).
+    jug_argv : list of str
+        ``argv`` with the notebook replaced by its exported path and ``--module`` removed.
+    jugfile : Jugfile or None
+        The notebook's assembled jugfile (to name the cell of an import error).
+
+    Raises
+    ------
+    JugnbError
+        For a bad notebook or module name.
+    """
+    module, argv = _pop_module_option(argv)
+    position = _jugfile_position(argv)
+    if position is None or not argv[position].endswith(".ipynb"):
+        if module is not None:
+            raise JugnbError("--module only applies to a notebook (.ipynb), not to a .py jugfile.")
+        return None, argv, None
+    notebook = Path(argv[position])
+    project = Project.for_notebook(notebook, module, flag="--module")
+    jugfile = export_notebook(notebook)
+    snapshot = project.snapshot(jugfile.text)
+    exported = notebook.with_name(f"{project.module}.py")
+    return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
+
+
+_CLI_THEN = "Fix the cell, save the notebook, and run the command again."
+
+
+@contextlib.contextmanager
+def _import_errors_named(snapshot: str | None, jugfile: Jugfile | None) -> Iterator[None]:
+    """Turn an exception raised while jug imports the notebook's jugfile into an error naming the cell.
+
+    jug's ``init`` prints the traceback of an import failure and exits, unless asked to propagate it (which
+    ``execute`` and ``status`` only do with ``--pdb``); here it always propagates, and the traceback's
+    frames in the snapshot are mapped back to the cells. Exceptions raised by tasks pass through unchanged.
+    """
+    if snapshot is None or jugfile is None:
+        yield
+        return
+    import jug
+    import jug.jug
+    import jug.subcommands.execute as execute_command
+
+    original = jug.jug.init
+
+    def init(*args: Any, **kwargs: Any) -> Any:
+        kwargs["on_error"] = "propagate"
+        return original(*args, **kwargs)
+
+    # The names jug's subcommands call it by: execute imported it, status calls jug.init.
+    jug.init = jug.jug.init = execute_command.init = init
+    try:
+        with quiet_import_log():
+            yield
+    except Exception as err:
+        if not _raised_importing(err, snapshot):
+            raise
+        raise import_error(err, jugfile, Path(snapshot), "", then=_CLI_THEN) from None
+    finally:
+        jug.init = jug.jug.init = execute_command.init = original
+
+
+def _raised_importing(err: BaseException, snapshot: str) -> bool:
+    """Whether ``err`` was raised by the snapshot's module-level code (its import), not by a task."""
+    frames = traceback.extract_tb(err.__traceback__)
+    at_import = any(f.filename == snapshot and f.name == "<module>" for f in frames)
+    return at_import or (isinstance(err, SyntaxError) and err.filename == snapshot)
+
+
+def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False)
+    parser.add_argument("--module", default=None)
+    known, rest = parser.parse_known_args(argv)
+    # parse_known_args reorders nothing among the unknown arguments, so jug sees them as given.
+    return known.module, rest
+
+
+def _pop_jugrc_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove jugnb's ``--jugrc FILE`` (jug's options from FILE instead of the jugrc files it would find)."""
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False, allow_abbrev=False)
+    parser.add_argument("--jugrc", default=None)
+    known, rest = parser.parse_known_args(argv)
+    return known.jugrc, rest
+
+
+def _jugfile_position(argv: list[str]) -> int | None:
+    """Index of jug's positional jugfile argument in ``argv`` (jug's own parser tells option values apart)."""
+    from jug.options import build_parser
+
+    if not argv:
+        return None
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parser = subparsers.choices.get(argv[0])
+    if parser is None:
+        return None
+    takes_value = {
+        flag for action in parser._actions if action.nargs is None for flag in action.option_strings
+    }
+    skip = False
+    for index, arg in enumerate(argv[1:], start=1):
+        if skip:
+            skip = False
+        elif arg == "--":
+            return index + 1 if index + 1 < len(argv) else None
+        elif arg.startswith("-"):
+            skip = arg in takes_value
+        else:
+            return index
+    return None
+
+
+def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) -> int:
+    """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
+
+    ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
+    jugdir's password there, with mode 0600, out of the command line and the environment).
+
+    Returns
+    -------
+    int
+        The subcommand's exit code, as ``jug`` would exit.
+    """
+    import jug.jug
+    from jug.options import parse
+    from jug.subcommands import cmdapi
+
+    dry = argv[:1] == ["execute"] and "--dry-run" in argv
+    argv = [a for a in argv if a != "--dry-run"] if dry else argv
+    if jugrc is None:
+        options = parse(argv)
+    else:
+        with open(jugrc, encoding="utf-8") as handle:
+            options = parse(argv, optionsfile=handle)
+    exported = options.jugfile
+    if snapshot is not None:
+        options.jugfile = snapshot
+    jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
+    jugdir = options.jugdir
+    opened = _open_store(jugdir)
+    if opened is not None:
+        options.jugdir = opened  # jug uses a store object as is (jug.options.set_jugdir)
+    store = jugspace = None
+    try:
+        if options.subcommand == "execute" and snapshot is not None:
+            from .execute import dry_run, install_recorder
+
+            if dry:
+                selection = (options.execute_name, options.execute_pattern)
+                print(dry_run(snapshot, jugdir, opened, selection))
+                return 0
+            install_recorder(snapshot, jugdir, opened)
+        elif dry:
+            raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+        if opened is not None and options.subcommand == "execute":
+            install_saver(opened)
+        # The subcommands that jug.jug.main lets import the jugfile themselves.
+        if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
+            on_error = "propagate" if options.pdb or snapshot is not None else "exit"
+            store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+        if options.subcommand == "graph":
+            # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
+            options.jugfile = exported
+        retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
+    except store_lost_errors() as lost:
+        raise JugnbError(str(lost) + _left_locks(opened, argv)) from None
+    finally:
+        if opened is not None:
+            save_dict_store(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
+        if store is not None:
+            store.close()
+    return int(retval or 0)
+
+
+def _left_locks(store: Any, argv: list[str]) -> str:
+    """Say which task locks a lost redis server may still hold for this process, and how to clear them."""
+    held = sorted(getattr(getattr(store, "redis", None), "held_locks", ()))
+    if not held:
+        return ""
+    shown = ", ".join(h[:12] for h in held)
+    return (
+        f"\n{len(held)} task lock(s) this process held may remain ({shown}): once the server is back and no "
+        "other worker runs, `jugnb cleanup NOTEBOOK.ipynb --locks-only` removes them."
+    )
+
+
+def _open_store(jugdir: str) -> Any:
+    """Open the stores jug gets wrong (redis: password, database; ``dict_store:FILE``: saving), else ``None``.
+
+    Redis is opened in fatal mode: a server lost for longer than ``$JUGNB_STORE_RETRY`` seconds (default
+    60) stops the command with a message instead of failing every task in turn.
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be opened.
+    """
+    kind = kind_of(jugdir)
+    if kind == "redis":
+        from ..backends.redis_store import WORKER_RETRY
+
+        retry = float(os.environ.get(RETRY_VARIABLE) or WORKER_RETRY)
+        return open_store(jugdir, fatal=True, retry_for=retry)
+    if kind == "dict_store_file":
+        return open_store(jugdir)
+    return None
+
+
+def install_saver(store: Any, every: float = 5.0) -> None:
+    """Save a ``dict_store:FILE`` after a task when ``every`` seconds have passed since the last save.
+
+    So that a killed ``execute`` loses at most the last few seconds of work (jug would lose all of it).
+    """
+    from jug.hooks import register_hook
+
+    last = [time.monotonic()]
+
+    def save(_task: Any) -> None:
+        if time.monotonic() - last[0] >= every:
+            save_dict_store(store)
+            last[0] = time.monotonic()
+
+    if getattr(store, "backend", None) is not None:
+        register_hook("execute.task-executed1", save)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,208 @@
+"""Operations on a loaded graph's tasks: select, invalidate (recursively), clean up, load values.
+
+Thin over jug: task-name patterns are jug's (``jug.utils.prepare_matcher_from_options``: ``--name`` is
+``module.fn``/``fn`` with ``*`` wildcards, ``--pattern`` a substring or ``/regex/``); results are removed with
+the store's ``remove_many`` and locks with jug's lock objects, as ``jug invalidate`` and ``jug cleanup`` do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..backends.spec import save_dict_store
+from ..errors import JugnbError
+
+
+def task_hex(task: Any) -> str:
+    """Return the hex hash of a ``jug.Task`` (``Task.hash()`` is computed once, then cached on the task)."""
+    h = task.hash()
+    return h.decode("ascii") if isinstance(h, bytes) else str(h)
+
+
+def base_task(t: Any) -> Any:
+    """Return the Task behind a Tasklet (or ``t`` itself)."""
+    from jug.task import Tasklet
+
+    while isinstance(t, Tasklet):
+        t = t.base
+    return t
+
+
+def task_matcher(name: str | None = None, pattern: str | None = None) -> Callable[[str], bool]:
+    """Jug's task-name matcher for ``--name``/``--pattern``.
+
+    Raises
+    ------
+    JugnbError
+        If neither is given, or the pattern is empty or an invalid regex.
+    """
+    from jug.utils import prepare_matcher_from_options
+
+    try:
+        matcher = prepare_matcher_from_options(name, pattern)
+    except (ValueError, re.error) as err:
+        raise JugnbError(f"bad task pattern {name or pattern!r}: {err}.") from None
+    if matcher is None:
+        raise JugnbError("say which tasks: --name NAME (module.fn, fn, fn*) or --pattern TEXT|/REGEX/.")
+    return matcher  # type: ignore[no-any-return]
+
+
+def dependents_closure(tasks: Sequence[Any], seeds: Iterable[Any]) -> list[Any]:
+    """``seeds`` and every task that depends on them, directly or not, in definition order."""
+    reverse: dict[str, list[Any]] = {}
+    for t in tasks:
+        for dep in t.dependencies():
+            reverse.setdefault(base_task(dep).hash(), []).append(t)
+    chosen: dict[str, Any] = {}
+    queue = [base_task(s) for s in seeds]
+    while queue:
+        t = queue.pop()
+        if t.hash() in chosen:
+            continue
+        chosen[t.hash()] = t
+        queue.extend(reverse.get(t.hash(), []))
+    return [t for t in tasks if t.hash() in chosen]
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What an invalidate or cleanup removed (or would remove, for a dry run).
+
+    Attributes
+    ----------
+    results : Counter
+        Results removed per task name.
+    locks : int
+        Locks removed.
+    dry_run : bool
+        Whether nothing was actually removed.
+    """
+
+    results: Counter[str]
+    locks: int = 0
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        """Results removed, all task names together."""
+        return sum(self.results.values())
+
+
+def invalidate(
+    store: Any, tasks: Sequence[Any], selected: Iterable[Any], *, dry_run: bool = False
+) -> Removal:
+    """Remove the results of ``selected`` and of everything downstream (jug's recursive invalidate).
+
+    Parameters
+    ----------
+    store : jug store
+    tasks : sequence of Task
+        The whole graph (to find dependents).
+    selected : iterable of Task
+    dry_run : bool
+        Count only.
+
+    Returns
+    -------
+    Removal
+        Counts per task name of results that existed (and were removed unless ``dry_run``).
+    """
+    unique = {t.hash(): t for t in dependents_closure(tasks, selected)}  # equal tasks share one result
+    doomed = [t for t in unique.values() if store.can_load(t.hash())]
+    counts = Counter(t.name for t in doomed)
+    if not dry_run and doomed:
+        store.remove_many([t.hash() for t in doomed])
+        for t in doomed:
+            t.unload()
+        save_dict_store(store)
+    return Removal(counts, dry_run=dry_run)
+
+
+def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: bool = False) -> Removal:
+    """Jug's cleanup: remove results no task of the graph uses, and/or locks.
+
+    Parameters
+    ----------
+    mode : str
+        ``"all"`` (unused results, then every lock), ``"keep-locks"`` (unused results only),
+        ``"locks-only"`` or ``"failed-only"`` (locks of failed tasks only).
+    dry_run : bool
+        Count only.
+
+    Raises
+    ------
+    JugnbError
+        For an unknown mode, or a dry run of unused results on a store that cannot list its results.
+    """
+    if mode not in ("all", "keep-locks", "locks-only", "failed-only"):
+        raise JugnbError(f"unknown cleanup mode {mode!r}: use all, keep-locks, locks-only or failed-only.")
+    results: Counter[str] = Counter()
+    if mode in ("all", "keep-locks"):
+        results["(unused results)"] = _unused_results(store, tasks, dry_run)
+    locks = 0
+    if mode in ("all", "locks-only"):
+        locks = len(list(store.listlocks())) if dry_run else int(store.remove_locks())
+    elif mode == "failed-only":
+        locks = _remove_failed_locks(store, dry_run)
+    if not dry_run:
+        save_dict_store(store)
+    return Removal(results, locks, dry_run)
+
+
+def _unused_results(store: Any, tasks: Sequence[Any], dry_run: bool) -> int:
+    if not dry_run:
+        return int(store.cleanup(tasks, keeplocks=True))
+    if not hasattr(store, "list"):
+        raise JugnbError("this store cannot list its results, so a cleanup dry run cannot count them.")
+    used = {_as_text(t.hash()) for t in tasks}
+    return sum(1 for name in store.list() if _as_text(name) not in used)
+
+
+def _remove_failed_locks(store: Any, dry_run: bool) -> int:
+    removed = 0
+    for name in list(store.listlocks()):
+        lock = store.getlock(name)
+        if lock.is_failed():
+            removed += 1
+            if not dry_run:
+                lock.release()
+    return removed
+
+
+def _as_text(name: Any) -> str:
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def value(t: Any) -> Any:
+    """Load the result of a task (or of a list/tuple/dict of tasks), like ``value`` in ``jug shell``.
+
+    Raises
+    ------
+    JugnbError
+        If a task in ``t`` has no result yet (naming it).
+    """
+    from jug.task import value as jug_value
+
+    missing = next((task for task in tasks_in(t) if not task.can_load()), None)
+    if missing is not None:
+        msg = f"{missing!r} has no result yet: run `%jug execute` (or `jugnb execute`) first."
+        raise JugnbError(msg)
+    return jug_value(t)
+
+
+def tasks_in(obj: Any) -> Iterator[Any]:
+    """Every task or Tasklet inside ``obj`` (nested lists, tuples and dict values)."""
+    from jug.task import TaskletMixin
+
+    if isinstance(obj, TaskletMixin):
+        yield obj
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from tasks_in(item)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            yield from tasks_in(item)

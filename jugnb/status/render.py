@@ -1,0 +1,108 @@
+"""Text and HTML views of a :class:`~jugnb.status.reader.StatusSnapshot`; no state logic lives here.
+
+:func:`status_text` reproduces ``jug status`` (and ``jug status --short``) character for character, so the
+CLI, terminal IPython and plain jug look the same; :func:`status_html` is the notebook's table.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import textwrap
+
+from .reader import NameCounts, StatusSnapshot
+
+__all__ = ["status_html", "status_text"]
+
+# jug's column order (jug/subcommands/status.py::_print_status) and its cell width (jug/io.py).
+_COLUMNS = (
+    ("Failed", "failed"),
+    ("Waiting", "waiting"),
+    ("Ready", "ready"),
+    ("Complete", "complete"),
+    ("Active", "active"),
+)
+_CELL = 12
+
+
+def status_text(snapshot: StatusSnapshot, short: bool = False, width: int | None = None) -> str:
+    """Format ``snapshot`` as the ``jug status`` table, or as its one-line ``--short`` form.
+
+    Parameters
+    ----------
+    snapshot : StatusSnapshot
+        What to show.
+    short : bool
+        One summary line, as ``jug status --short``.
+    width : int, optional
+        Line width in characters; by default the terminal's (``COLUMNS``, else 80), as jug does.
+
+    Returns
+    -------
+    str
+        The lines, each ending in a newline (the table ends with an empty line, like jug's).
+    """
+    if short:
+        return _short_line(snapshot.total) + "\n"
+    if width is None:
+        width = shutil.get_terminal_size((80, 25)).columns
+    name_width = width - len(_COLUMNS) * _CELL - 2
+    if name_width <= 8:  # jug's own floor for very narrow terminals
+        name_width = 12
+    rule = len(_COLUMNS) * _CELL + 2 + name_width
+    lines = [_line([title for title, _ in _COLUMNS], "Task name", name_width), "-" * rule]
+    for row in snapshot.rows:
+        lines.extend(_name_lines(row, name_width))
+    lines += ["." * rule, _line(_cells(snapshot.total), "Total", name_width), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _cells(row: NameCounts) -> list[str]:
+    return [str(getattr(row, attr)) for _, attr in _COLUMNS]
+
+
+def _line(cells: list[str], name: str, name_width: int) -> str:
+    return "".join(f"{c:>{_CELL}}" for c in cells) + f"  {name:<{name_width}}"
+
+
+def _name_lines(row: NameCounts, name_width: int) -> list[str]:
+    """Format one task name's row; long names wrap onto indented continuation lines, as in jug."""
+    parts = textwrap.wrap(row.name, width=name_width - 4)
+    lines = [_line(_cells(row), parts[0] if parts else "", name_width)]
+    lines += [_line([""] * len(_COLUMNS), " " * 4 + part, name_width) for part in parts[1:]]
+    return lines
+
+
+def _short_line(total: NameCounts) -> str:
+    if total.complete == total.total:
+        return f"All tasks complete ({total.complete} tasks)."
+    active = f"{total.active} active" if total.active else "none active"
+    return (
+        f"{total.waiting + total.ready} tasks waiting to be run, {total.failed} failed, "
+        f"{total.complete} complete, ({active})."
+    )
+
+
+def status_html(snapshot: StatusSnapshot) -> str:
+    """Format ``snapshot`` as a compact HTML ``<table>``: one row per task name and a total row.
+
+    Task names are escaped; the store description is in the caption (it never holds a password).
+
+    Returns
+    -------
+    str
+        The table markup, without any script or style.
+    """
+    head = "".join(f"<th>{title}</th>" for title, _ in _COLUMNS) + "<th>Task name</th>"
+    body = "".join(_html_row(row, "td") for row in snapshot.rows)
+    foot = _html_row(snapshot.total, "th")
+    caption = html.escape(f"jug status · {snapshot.store}")
+    return (
+        f'<table class="jugnb-status"><caption>{caption}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody><tfoot>{foot}</tfoot></table>"
+    )
+
+
+def _html_row(row: NameCounts, cell: str) -> str:
+    counts = "".join(f"<{cell}>{c}</{cell}>" for c in _cells(row))
+    return f'<tr>{counts}<{cell} style="text-align:left">{html.escape(row.name)}</{cell}></tr>'

@@ -1,0 +1,385 @@
+r"""Code run inside each jugnb worker process: jug's execute loop, woken by the store instead of a timer.
+
+Started by :class:`jugnb.workers.pool.WorkerPool` as ``python -m jugnb.workers.loop [options] -- [jug execute
+options]``
+in the kernel's working directory, in its own session. Uses only the core and jug.
+
+What it adds to ``jug execute`` (whose option parsing, ``jug.init`` import and ``execution_loop`` task
+loop it reuses unchanged):
+
+- **Waiting.** ``execution_loop`` is called with no wait cycles: it runs whatever is runnable and returns
+  when nothing is. The worker then sleeps in short ticks (``--poll-interval``, 0.1 s) that cost one
+  ``stat`` each (the mtime of the jugdir's ``locks`` folder changes whenever any worker on any host
+  locks or releases a task) and rescans when it changes, or at least every second, or less often when
+  a rescan is expensive (rescans are kept under 2 % of a core). A barrier or ``bvalue`` whose tasks are
+  all done re-imports the jugfile at once, as ``jug execute`` does after its wait.
+- **Exit.** The worker exits when nothing it may run is left, or when what is left can only become
+  runnable through tasks that nobody alive is running: it keeps waiting while such a task is locked by a
+  live process on this host (or by any process on another host or in redis, which cannot be checked, for
+  at most ``--idle-timeout`` seconds without any change in the store).
+- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only), or the kernel's death (its parent pid
+  changes; not with ``--detach``), makes the worker finish its current task and exit 0. ``SIGTERM`` exits
+  at once through ``SystemExit``, so jug's own ``finally`` releases the lock of the interrupted task.
+- **New code.** Before and after every task the worker checks the pointer file
+  ``<state_dir>/<module>.current``; when it names another snapshot the worker ``exec``\\ s itself afresh
+  (same pid, fresh interpreter), so no task ever runs on a mix of old and new code, nor on helper modules
+  imported by the old one.
+- **Records.** :class:`jugnb.workers.recorder.TaskRecorder` writes a record per task and a heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..backends.spec import open_store, redact
+from ..errors import JugnbError, StoreUnreachable
+from ..staleness.fingerprint import FingerprintStore
+from .env import (
+    EXIT_STORE_LOST,
+    Control,
+    install_signals,
+    parse_args,
+    put_jugdir_on_stdin,
+    read_pointer,
+    stat_key,
+    store_lost_errors,
+    watch_parent,
+)
+from .heartbeat import Heartbeat
+from .locks import Holder, bump_redis_changes, change_token, holder
+from .recorder import TaskRecorder
+from .records import RecordLog
+
+log = logging.getLogger("jugnb.workers.loop")
+
+# Rescans of a waiting worker: at least every MAX_RESCAN_GAP seconds (pick-up within 1 s even when
+# the change token misses a change, e.g. NFS attribute caching), but never using more than
+# 1/RESCAN_COST_RATIO of a core on rescans of big graphs.
+MAX_RESCAN_GAP = 1.0
+RESCAN_COST_RATIO = 50.0
+MAX_RESCAN_WAIT = 30.0
+# Ticks before deciding, a second time, that nothing can move any more.
+CONFIRM_TICKS = 3
+# A change token read this close to the change it reflects may share its timestamp with a change that
+# follows (filesystem timestamps are coarse): rescan once more after the next tick.
+_FRESH_NS = 20_000_000
+EXIT_DRAINED = 0
+EXIT_FAILED = 1
+
+
+class Stop(BaseException):
+    """Raised from a jug hook to leave ``execution_loop`` between tasks (jug's ``finally`` unlocks).
+
+    A ``BaseException``: jug's loop catches ``Exception`` as a task failure.
+    """
+
+
+class Reload(Stop):
+    """The pointer file names a new jugfile snapshot: restart on it."""
+
+
+class Worker:
+    """One worker process's loop (see the module docstring).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by :func:`jugnb.workers.env.parse_args`.
+    control : Control
+        Drain requests (installed before anything slow, so an early signal is not lost).
+    """
+
+    def __init__(self, args: argparse.Namespace, control: Control) -> None:
+        self.args = args
+        self.control = control
+        self.pointer = Path(args.state_dir) / f"{args.module}.current"
+        self.snapshot = read_pointer(self.pointer)
+        self._pointer_stat = stat_key(self.pointer)
+        self.heartbeat = Heartbeat(
+            Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
+        )
+        # Opened here, not by jug: jug's redis store drops the URL's password and database number.
+        self.store: Any = open_store(args.jugdir, fatal=True, retry_for=args.store_retry)
+        self.recorder = TaskRecorder(
+            RecordLog.for_jugdir(args.jugdir, self.store),
+            self.heartbeat,
+            args.worker_id,
+            self.snapshot,
+            Path(args.log) if args.log else None,
+            fingerprint_store(args.jugdir, self.store),
+        )
+        self._scan_cost = 0.0
+
+    # -- control -------------------------------------------------------------------------------------
+
+    def check_control(self, _task: Any = None) -> None:
+        """Raise :class:`Stop` when draining, :class:`Reload` when the jugfile changed (also a jug hook).
+
+        Raises
+        ------
+        Stop, Reload
+        """
+        if self.control.draining is not None:
+            raise Stop(self.control.draining)
+        key = stat_key(self.pointer)
+        if key != self._pointer_stat:
+            self._pointer_stat = key
+            if read_pointer(self.pointer) != self.snapshot:
+                raise Reload("the jugfile changed")
+
+    # -- main ----------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until done, drained or failed; return the exit code (re-exec on a new jugfile)."""
+        import jug.jug
+        from jug.options import parse
+
+        jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
+        self.heartbeat.beat("starting", executed=0)
+        code, held = EXIT_FAILED, []
+        try:
+            # jug gets the open store; the string is for show only (and never holds the password).
+            jugdir = redact(self.args.jugdir)
+            options = parse(["execute", self.snapshot, "--jugdir", jugdir, *self.args.execute_args])
+            self._register_hooks(options)
+            code = self._execute(options)
+        except Reload:
+            self._exec_again()
+        except Stop as stop:
+            log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
+            code = EXIT_DRAINED
+        except store_lost_errors() as lost:
+            held = sorted(getattr(self.store.redis, "held_locks", ()))
+            log.error("stopping: %s", lost)
+            code = EXIT_STORE_LOST
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except Exception:
+            log.exception("worker %s failed", self.args.worker_id)
+            code = EXIT_FAILED
+        finally:
+            # ``held``: the locks this worker may have left behind, for the pool to release.
+            self.heartbeat.beat("exited", code=code, **({"held": held} if held else {}))
+            self.store.close()
+        return code
+
+    def _register_hooks(self, options: Any) -> None:
+        from jug.hooks import register_hook
+        from jug.hooks.exit_checks import exit_env_vars, exit_if_file_exists
+
+        if not options.execute_no_check_environment:  # as `jug execute` does
+            exit_env_vars()
+            exit_if_file_exists("__jug_please_stop_running.txt")
+        register_hook("execute.task-pre-execute", self.check_control)
+        register_hook("execute.task-pre-execute", self.recorder.pre_execute)
+        register_hook("execute.task-executed1", self.recorder.executed1)
+        register_hook("execute.task-executed1", self._announce_change)
+        register_hook("execute.task-executed1", self.check_control)
+        register_hook("execute.task-loadable", self.recorder.loadable)
+
+    def _execute(self, options: Any) -> int:
+        """``jug execute``'s re-import loop: import, run, and import again past each barrier."""
+        import jug.jug
+        from jug import task
+        from jug.hooks import jug_hook
+        from jug.io import print_task_summary_table
+
+        state = jug.jug.ExecutionState()
+        failures = False
+        while True:
+            del task.alltasks[:]
+            self.store, jugspace = jug.jug.init(
+                options.jugfile, options.jugdir, on_error="propagate", store=self.store
+            )
+            self.recorder.use_jugfile(jugspace)
+            if options.debug:
+                for t in task.alltasks:
+                    t.hash()
+            barrier = bool(jugspace.get("__jug__hasbarrier__", False))
+            finished, failed = self._run_import(list(task.alltasks), barrier, options, state)
+            failures = failures or failed
+            if not (finished and barrier):
+                break
+            log.info("barrier passed: importing the jugfile again")
+        jug_hook("execute.finished_pre_status")  # jugfiles may hang summaries on these, as in `jug execute`
+        print_task_summary_table(
+            options, [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
+        )
+        jug_hook("execute.finished_post_status")
+        return EXIT_FAILED if failures else 0
+
+    def _run_import(self, imported: list[Any], barrier: bool, options: Any, state: Any) -> tuple[bool, bool]:
+        """Run the tasks of one import until they are done or stuck.
+
+        Returns
+        -------
+        finished : bool
+            Every task of the import has a result (a barrier can then be passed).
+        failures : bool
+            A task failed (only returned with ``--keep-going``; otherwise the exception propagates).
+        """
+        from jug.jug import execution_loop
+        from jug.utils import prepare_matcher_from_options
+
+        matcher = prepare_matcher_from_options(options.execute_name, options.execute_pattern)
+        mine = [t for t in imported if matcher is None or matcher(t.name)]
+        options.execute_nr_wait_cycles = 0  # never sleep inside jug's loop: wait below instead
+        failures, stuck_once, quiet_since, first = False, False, time.monotonic(), True
+        while True:
+            self.check_control()
+            token = change_token(self.args.jugdir, self.store)
+            started, before = time.perf_counter(), self._nr_done()
+            mine = _unfinished(mine, state)
+            if mine:
+                self.heartbeat.beat("idle")
+                failures = execution_loop(list(mine), options, state) or failures
+                if self._nr_done() != before:
+                    stuck_once, quiet_since = False, time.monotonic()
+                    continue
+                mine = _unfinished(mine, state)
+            waiting_on = mine or (_unfinished(imported, state) if barrier else [])
+            if not waiting_on:
+                return (not barrier or all(t.can_load() for t in imported)), failures
+            verdict = self._progress_possible(waiting_on, mine, barrier, state)
+            if not first:  # the first pass also hashes every task: not what a rescan costs
+                self._scan_cost = time.perf_counter() - started
+            first = False
+            if verdict is Holder.UNKNOWN and time.monotonic() - quiet_since >= self.args.idle_timeout:
+                verdict = Holder.DEAD
+            if verdict is Holder.DEAD and stuck_once:
+                log.info("nothing left that this worker could run (%d tasks wait)", len(waiting_on))
+                return False, failures
+            # When nothing seems to move, confirm soon: a worker may have been between two tasks.
+            stuck_once = verdict is Holder.DEAD
+            gap = CONFIRM_TICKS * self.args.poll_interval if stuck_once else self._rescan_gap()
+            if self._wait_for_change(token, gap):
+                quiet_since = time.monotonic()
+
+    def _rescan_gap(self) -> float:
+        """Seconds until a waiting worker rescans even though no change was seen."""
+        return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
+
+    def _announce_change(self, _task: Any) -> None:
+        """Wake waiting workers of a redis store (file stores: the lock release itself does)."""
+        if hasattr(self.store, "redis"):
+            bump_redis_changes(self.store.redis)
+
+    def _nr_done(self) -> int:
+        return self.recorder.nr_executed + self.recorder.nr_failed
+
+    def _progress_possible(self, waiting: list[Any], mine: list[Any], barrier: bool, state: Any) -> Holder:
+        """Whether what ``waiting`` needs may still be computed.
+
+        Returns
+        -------
+        Holder
+            ``LIVE``: a live process of this host runs one of those tasks, or this worker can run one
+            (its lock was just released). ``UNKNOWN``: only processes that cannot be checked (other
+            hosts, redis, other workers' tasks outside ``--name``) might. ``DEAD``: nobody will.
+        """
+        ours = {id(t) for t in mine}
+        verdict = Holder.DEAD
+        for t in waiting if barrier else _with_unfinished_dependencies(waiting):
+            held = holder(t, self.args.jugdir)
+            if held is Holder.LIVE:
+                return Holder.LIVE
+            if held is Holder.FREE and t.hash() not in state.failed and t.can_run():
+                if id(t) in ours:
+                    return Holder.LIVE
+                verdict = Holder.UNKNOWN
+            elif held is Holder.UNKNOWN:
+                verdict = Holder.UNKNOWN
+        return verdict
+
+    def _wait_for_change(self, token: tuple[int, ...], gap: float) -> bool:
+        """Sleep in ticks until the store changes or ``gap`` seconds pass; return whether it changed.
+
+        Raises
+        ------
+        Stop, Reload
+            From :meth:`check_control`, checked every tick.
+        """
+        self.heartbeat.beat("waiting")
+        deadline = time.monotonic() + gap
+        fresh = token[0] > time.time_ns() - _FRESH_NS
+        while True:
+            time.sleep(self.args.poll_interval)
+            self.check_control()
+            if fresh or change_token(self.args.jugdir, self.store) != token:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def _exec_again(self) -> None:
+        """Replace this process by a fresh worker on the new snapshot (same pid, log and heartbeat)."""
+        log.info("the jugfile changed: restarting on %s", read_pointer(self.pointer))
+        self.heartbeat.beat("reloading")
+        self.recorder.records.close()
+        self.store.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if self.args.jugdir_stdin:
+            put_jugdir_on_stdin(self.args.jugdir)
+        os.execv(sys.executable, [sys.executable, "-m", "jugnb.workers.loop", *self.args.argv])
+
+
+def _unfinished(tasks: list[Any], state: Any) -> list[Any]:
+    """Tasks without a result that this process has not given up on (``state.failed``)."""
+    return [t for t in tasks if t.hash() not in state.failed and not t.can_load()]
+
+
+def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
+    """``tasks`` and, transitively, their dependencies that have no result yet."""
+    seen = {id(t) for t in tasks}
+    out, stack = list(tasks), list(tasks)
+    while stack:
+        for dep in stack.pop().dependencies():
+            if id(dep) not in seen and not dep.can_load():
+                seen.add(id(dep))
+                out.append(dep)
+                stack.append(dep)
+    return out
+
+
+def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:
+    """Where the worker saves fingerprints; ``None`` when the jugdir has no place for them."""
+    try:
+        return FingerprintStore.for_jugdir(jugdir, store)
+    except JugnbError as err:
+        log.warning("no code fingerprints will be recorded: %s", err)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
+    control = Control()
+    install_signals(control)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("jugnb").setLevel(logging.INFO)
+    try:
+        worker = Worker(args, control)
+    except FileNotFoundError as err:
+        log.error("no jugfile to run: %s (run a %%%%jugfile cell first)", err)
+        return 2
+    except JugnbError as err:
+        log.error("%s", err)
+        return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
+    if args.parent_pid is not None:
+        if os.getppid() != args.parent_pid:
+            control.request_drain("the kernel is gone")
+        threading.Thread(
+            target=watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
+        ).start()
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,508 @@
+"""Background jug workers for a notebook: start, watch, drain, kill, and re-attach from a new kernel.
+
+A :class:`WorkerPool` starts ``python -m jugnb.workers.loop`` processes (see :mod:`jugnb.workers.loop`), each
+in its
+own session, with a log file and a heartbeat file in ``<state_dir>/workers/<module>/``, and a named daemon
+thread per worker that waits for it to exit. Its state is saved in ``<state_dir>/workers/<module>.json``
+so that a new kernel (or ``jugnb workers NB.ipynb``) can :meth:`WorkerPool.reattach`.
+
+Dead workers: a worker that dies without exiting normally (SIGKILL, the OOM killer, a crash) is noticed
+at once by its waiter thread (a blocking ``wait``); the locks it held are released (only locks whose
+content names its pid and this host and that were written while it lived, never failed marks nor other
+hosts' locks); a ``"killed"`` record is written for the task it was running; and, unless the pool is
+stopping, a replacement worker is started (at most ``max_replacements`` per pool). The remaining workers
+are woken by the lock release and one of them runs the task again; the replacement keeps ``-j`` workers
+busy.
+
+Configuration (``%config WorkerPool`` in a kernel)::
+
+    c.WorkerPool.stop_timeout = 5.0        # s from SIGTERM to SIGKILL in stop(now=True)
+    c.WorkerPool.poll_interval = 0.1       # s between an idle worker's checks of the store
+    c.WorkerPool.idle_timeout = 1800.0     # s an idle worker waits for unverifiable lock holders
+    c.WorkerPool.shutdown_timeout = 10.0   # s to drain at kernel exit before killing
+    c.WorkerPool.replace_dead = True
+    c.WorkerPool.max_replacements = 4
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..backends.spec import redact
+from ..errors import StoreError, WorkerError
+from ..notebook.jugfile import atomic_write
+from .process import (
+    ExitReport,
+    NotRunning,
+    PoolEvent,
+    WorkerInfo,
+    WorkerProcess,
+    check_start,
+    handle_exit,
+    release_held_locks,
+    worker_info,
+)
+from .records import RecordLog
+
+__all__ = ["NotRunning", "PoolEvent", "WorkerInfo", "WorkerPool"]
+
+
+class WorkerPool(LoggingConfigurable):
+    """Worker processes running a notebook's jugfile (the pointer file's current snapshot).
+
+    Parameters
+    ----------
+    state_dir : Path
+        jugnb's state folder; holds ``<module>.current``, logs, heartbeats and the pool's state file.
+    module : str
+        Module name of the jugfile.
+    parent : traitlets Configurable, optional
+        E.g. the magics, so that ``%config WorkerPool`` reaches this pool.
+    """
+
+    stop_timeout = Float(5.0, help="Seconds to wait after SIGTERM before sending SIGKILL.").tag(config=True)
+    poll_interval = Float(
+        0.1, help="Seconds between an idle worker's checks for newly runnable tasks (also `wait`'s tick)."
+    ).tag(config=True)
+    idle_timeout = Float(
+        1800.0,
+        help="Seconds an idle worker keeps waiting on tasks whose lock holder cannot be checked (another "
+        "host, redis) while nothing changes in the store; jug's default wait is 30 min.",
+    ).tag(config=True)
+    shutdown_timeout = Float(
+        10.0, help="Seconds to let workers drain when the kernel exits before killing them (not detached)."
+    ).tag(config=True)
+    replace_dead = Bool(True, help="Start a new worker when one dies (SIGKILL, OOM).").tag(config=True)
+    store_retry = Float(
+        60.0,
+        help="Seconds a worker keeps retrying an unreachable redis server (a restart is ridden out) before "
+        "it stops, keeping what is stored.",
+    ).tag(config=True)
+    max_replacements = Int(4, help="At most this many replacement workers per pool.").tag(config=True)
+    log_tail_lines = Int(20, help="Lines of a worker's log shown when it exits non-zero.").tag(config=True)
+
+    state = Unicode("before", help="'before' start, 'running', or 'after' every worker ended.")
+    jugdir = Unicode(help="jugdir string given to workers (absolute for file stores).").tag(to_dict=True)
+    cwd = Unicode(help="Working directory of the workers (the kernel's).").tag(to_dict=True)
+    execute_args = List(Unicode(), help="jug execute options passed through.").tag(to_dict=True)
+    detach = Bool(False, help="Workers outlive the kernel.").tag(to_dict=True)
+    pool_id = Unicode(help="Random id; worker ids are '<pool_id>.<n>'.").tag(to_dict=True)
+    host = Unicode(help="Host the workers run on.").tag(to_dict=True)
+
+    @default("pool_id")
+    def _default_pool_id(self) -> str:
+        return uuid.uuid4().hex[:8]
+
+    @default("host")
+    def _default_host(self) -> str:
+        return socket.gethostname()
+
+    def __init__(self, state_dir: Path, module: str, parent: Any = None, **traits: Any) -> None:
+        super().__init__(parent=parent, **traits)
+        self.state_dir = Path(state_dir).resolve()
+        self.module = module
+        self.events: list[PoolEvent] = []
+        self.on_event: Callable[[PoolEvent], None] | None = None
+        self._procs: list[WorkerProcess] = []
+        self._lock = threading.RLock()
+        self._stopping = False
+        self._replacements = 0
+        self._records: RecordLog | None = None
+
+    # -- paths -----------------------------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        """``<state_dir>/workers/<module>.json``: what :meth:`reattach` reads."""
+        return self.state_dir / "workers" / f"{self.module}.json"
+
+    @property
+    def pointer(self) -> Path:
+        """The pointer file naming the current jugfile snapshot."""
+        return self.state_dir / f"{self.module}.current"
+
+    @property
+    def records(self) -> RecordLog:
+        """Task records of the pool's jugdir."""
+        if self._records is None:
+            self._records = RecordLog.for_jugdir(self.jugdir)
+        return self._records
+
+    # -- starting --------------------------------------------------------------------------------------
+
+    def start(
+        self, n: int, *, jugdir: str, cwd: Path, execute_args: Sequence[str] = (), detach: bool = False
+    ) -> list[WorkerInfo]:
+        """Start ``n`` workers and return at once.
+
+        Parameters
+        ----------
+        n : int
+            Number of workers (at least 1).
+        jugdir : str
+            jug ``--jugdir`` string; folder paths must be absolute (jug builds lock paths from it).
+        cwd : Path
+            Working directory of the workers (the kernel's), so relative paths mean the same.
+        execute_args : sequence of str
+            ``jug execute`` options (``--name``, ``--keep-going``, ``--keep-failed``, ...).
+        detach : bool
+            Keep running when the kernel exits or dies.
+
+        Raises
+        ------
+        WorkerError
+            Already started, bad options, no jugfile written yet, or a store workers cannot share.
+        """
+        if self.state != "before":
+            msg = f"this pool is {self.state}; use add(n) for more workers, or a new pool."
+            raise WorkerError(msg)
+        check_start(n, jugdir, execute_args, self.pointer)
+        self.cwd, self.detach = str(Path(cwd).resolve()), detach
+        self.jugdir = absolute_jugdir(jugdir, Path(self.cwd))
+        self.execute_args = list(execute_args)
+        self.records.read_new()  # only failures from now on become events
+        for released in release_held_locks(self.state_dir / "workers" / self.module, self.jugdir):
+            message = f"released the lock of {released}, left by a worker that lost its redis server"
+            self._emit(PoolEvent(time.time(), "lock-released", "", 0, message))
+        if not detach:
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
+        return self.add(n)
+
+    def add(self, n: int) -> list[WorkerInfo]:
+        """Start ``n`` more workers with the same settings; return their info.
+
+        Raises
+        ------
+        WorkerError
+            If the pool was never started.
+        """
+        if self.state == "before" and not self.jugdir:
+            raise WorkerError("start(n, jugdir=..., cwd=...) the pool before adding workers.")
+        with self._lock:
+            self._stopping = False
+            started = [self._spawn() for _ in range(n)]
+            self.state = "running"
+            self._save()
+        return [worker_info(p) for p in started]
+
+    def _spawn(self) -> WorkerProcess:
+        worker_id, log = self._new_worker()
+        heartbeat = log.with_suffix(".hb")
+        options = self._worker_options(worker_id, log, heartbeat)
+        command = [sys.executable, "-m", "jugnb.workers.loop", *options]
+        with open(log, "ab") as out:
+            popen = subprocess.Popen(
+                command,
+                cwd=self.cwd,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: signals reach the worker and its children only
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        # The jugdir goes through a pipe, not argv nor the environment: a redis URL may hold a password,
+        # every local user can read a command line, and the user's processes each other's environment.
+        if popen.stdin is not None:  # always: stdin=PIPE
+            with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
+                popen.stdin.write(self.jugdir.encode("utf-8") + b"\n")
+        proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
+        self._procs.append(proc)
+        self._emit(PoolEvent(time.time(), "started", worker_id, proc.pid, f"worker {worker_id} started"))
+        self._watch(proc)
+        return proc
+
+    def _new_worker(self) -> tuple[str, Path]:
+        """Pick a worker id unused in the state folder and create its (empty) log file."""
+        folder = self.state_dir / "workers" / self.module
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(self._procs)
+        while True:
+            worker_id = f"{self.pool_id}.{index}"
+            log = folder / f"{worker_id}.log"
+            try:  # exclusive creation: another pool object on the same state may be adding workers
+                os.close(os.open(log, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except FileExistsError:
+                index += 1
+                continue
+            return worker_id, log
+
+    def _worker_options(self, worker_id: str, log: Path, heartbeat: Path) -> list[str]:
+        options = [
+            f"--state-dir={self.state_dir}",
+            f"--module={self.module}",
+            f"--worker-id={worker_id}",
+            f"--heartbeat={heartbeat}",
+            f"--log={log}",
+            f"--poll-interval={self.poll_interval}",
+            f"--idle-timeout={self.idle_timeout}",
+            f"--store-retry={self.store_retry}",
+            "--jugdir-stdin",
+        ]
+        if not self.detach:
+            options.append(f"--parent-pid={os.getpid()}")
+        return [*options, "--", *self.execute_args]
+
+    def _watch(self, proc: WorkerProcess) -> None:
+        thread = threading.Thread(
+            target=self._wait_for, args=(proc,), name=f"wait(pid={proc.pid})", daemon=True
+        )
+        proc.thread = thread
+        thread.start()
+
+    def _wait_for(self, proc: WorkerProcess) -> None:
+        returncode = proc.wait()
+        report = handle_exit(proc, returncode, self.jugdir, self.records, self.log_tail_lines)
+        with self._lock:
+            self._record_exit(proc, report)
+
+    def _record_exit(self, proc: WorkerProcess, report: ExitReport) -> None:
+        for event in report.events:
+            self._emit(PoolEvent(time.time(), *event))
+        # Only the pool that started a worker replaces it: other pool objects watching the same
+        # workers (re-attached in another kernel) would each start one.
+        unexpected = report.died and not self._stopping and proc.popen is not None
+        if unexpected and self.replace_dead and self._replacements < self.max_replacements:
+            self._replacements += 1
+            new = self._spawn()
+            self._emit(
+                PoolEvent(time.time(), "replaced", proc.worker_id, proc.pid, f"replaced by {new.worker_id}")
+            )
+        # Only now is the worker marked ended: wait() must not see "all ended" before a replacement exists.
+        report.apply(proc)
+        if all(p.ended for p in self._procs):
+            self.state = "after"
+        self._save()
+
+    # -- looking -----------------------------------------------------------------------------------------
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every worker this pool started (alive or not), oldest first."""
+        with self._lock:
+            return [worker_info(p) for p in self._procs]
+
+    def poll(self) -> list[PoolEvent]:
+        """Read new task records and turn failures of this pool's workers into events; return those."""
+        new = []
+        with self._lock:  # the record log's offsets are not thread-safe
+            try:
+                records = self.records.read_new()
+            except StoreError as err:  # redis away: waiting goes on; the workers' exits tell the story
+                self.log.debug("cannot read task records: %s", err)
+                return []
+        for record in records:
+            if record.status == "failed" and record.worker.startswith(f"{self.pool_id}."):
+                message = f"{record.name} failed on {record.worker}: {record.exc_type}: {record.exc_message}"
+                event = PoolEvent(
+                    record.end or time.time(),
+                    "task-failed",
+                    record.worker,
+                    record.pid,
+                    message,
+                    record.name,
+                    record.hash,
+                )
+                self._emit(event)
+                new.append(event)
+        return new
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every worker has exited; an interrupt (KeyboardInterrupt) only stops the waiting.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds; ``None`` waits for as long as it takes.
+
+        Returns
+        -------
+        bool
+            Whether all workers exited (``False`` on timeout or interrupt; they keep running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                self.poll()
+                waiters = [p.thread for p in self._procs if not p.ended and p.thread is not None]
+                if not waiters:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                waiters[0].join(min(self.poll_interval * 2, left) if left is not None else 0.2)
+        except KeyboardInterrupt:
+            return False
+
+    # -- stopping ----------------------------------------------------------------------------------------
+
+    def stop(self, now: bool = False) -> None:
+        """Stop the workers: drain (each finishes its current task), or ``now``.
+
+        ``now`` sends SIGTERM to each worker's process group, SIGKILL after ``stop_timeout`` seconds to those
+        still there, and returns once the locks they held are released.
+        """
+        with self._lock:
+            self._stopping = True
+            alive = [p for p in self._procs if not p.ended]
+        for proc in alive:
+            proc.signal(signal.SIGTERM if now else signal.SIGUSR1, group=now)
+        if now:
+            self._join(alive, self.stop_timeout)
+            for proc in alive:
+                if not proc.ended:
+                    proc.signal(signal.SIGKILL, group=True)
+            self._join(alive, 5.0)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Drain, wait up to ``timeout`` seconds (default ``shutdown_timeout``), then stop now."""
+        self.stop()
+        if not self.wait(self.shutdown_timeout if timeout is None else timeout):
+            self.stop(now=True)
+
+    def _join(self, procs: Iterable[WorkerProcess], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            if proc.thread is not None:
+                proc.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _emit(self, event: PoolEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+            del self.events[:-1000]
+        level = 30 if event.kind in ("died", "task-failed") else 20
+        self.log.log(level, "%s", event.message)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # -- state file and re-attaching ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the pool's traits tagged ``to_dict`` plus its workers (pids and process create times).
+
+        The jugdir is redacted: a state file never holds a redis password (:meth:`reattach` takes the
+        real jugdir from its caller).
+        """
+        data = {name: getattr(self, name) for name in self.trait_names(to_dict=True)}
+        return {
+            **data,
+            "jugdir": redact(self.jugdir),
+            "state_dir": str(self.state_dir),
+            "module": self.module,
+            "workers": [p.to_dict() for p in self._procs],
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        parent: Any = None,
+        jugdir: str | None = None,
+        stop_at_exit: bool = True,
+        **traits: Any,
+    ) -> WorkerPool:
+        """Rebuild a pool from :meth:`to_dict` and watch its workers that are still running.
+
+        Parameters
+        ----------
+        data : dict
+        parent : Configurable, optional
+        jugdir : str, optional
+            The real jugdir (with its password), used when it redacts to the one in ``data``.
+        stop_at_exit : bool
+            Drain workers that are not detached when this process exits (a kernel taking them over);
+            ``False`` for a look from outside (``jugnb workers``), which must leave them running.
+
+        Raises
+        ------
+        NotRunning
+            If none of its workers is running any more (a recycled pid does not count).
+        """
+        names = set(cls.class_trait_names(to_dict=True))
+        if jugdir is not None and redact(jugdir) == data.get("jugdir"):
+            data = {**data, "jugdir": jugdir}
+        pool = cls(
+            Path(data["state_dir"]),
+            data["module"],
+            parent=parent,
+            **{k: v for k, v in data.items() if k in names},
+            **traits,
+        )
+        pool._procs = [WorkerProcess.from_dict(w) for w in data["workers"]]
+        try:
+            pool.records.read_new()
+        except StoreError as err:  # redis down, or its password unknown here: the workers still show
+            pool.log.warning("cannot read the task records: %s", err)
+        alive = [p for p in pool._procs if p.reattach()]
+        if not alive:
+            msg = f"no worker of {pool.module} is running any more (pids {[p.pid for p in pool._procs]})."
+            raise NotRunning(msg, path=str(pool.state_file))
+        pool.state = "running"
+        for proc in pool._procs:
+            if proc.ended is None:  # ended ones were settled by the pool that saw them end
+                pool._watch(proc)
+        if stop_at_exit and not pool.detach:
+            atexit.register(_shutdown_at_exit, weakref.ref(pool))
+        return pool
+
+    @classmethod
+    def reattach(
+        cls,
+        state_dir: Path,
+        module: str,
+        parent: Any = None,
+        jugdir: str | None = None,
+        stop_at_exit: bool = True,
+    ) -> WorkerPool:
+        """Return the pool whose workers still run on ``module`` (from its state file).
+
+        ``jugdir`` and ``stop_at_exit`` are passed to :meth:`from_dict`.
+
+        Raises
+        ------
+        NotRunning
+            If there is no state file or none of its workers runs any more.
+        """
+        path = Path(state_dir).resolve() / "workers" / f"{module}.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            msg = f"no workers were started for {module} (no {path})."
+            raise NotRunning(msg, path=str(path)) from None
+        return cls.from_dict(data, parent=parent, jugdir=jugdir, stop_at_exit=stop_at_exit)
+
+    def _save(self) -> None:
+        atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")
+        self.state_file.chmod(0o600)  # pids and paths only, but other users have no business there
+
+
+def absolute_jugdir(jugdir: str, cwd: Path) -> str:
+    """``jugdir`` with a relative file store folder made absolute against ``cwd`` (jug's meaning of it).
+
+    jug builds lock paths from the jugdir string, and workers and kernels must agree on them.
+    """
+    prefix = "file_keepalive:" if jugdir.startswith("file_keepalive:") else ""
+    if jugdir.startswith(("redis:", "dict_store")):
+        return jugdir
+    return prefix + os.path.normpath(cwd / jugdir[len(prefix) :])
+
+
+def _shutdown_at_exit(ref: weakref.ref[WorkerPool]) -> None:
+    pool = ref()
+    if pool is not None and not pool.detach and pool.state == "running":
+        pool.shutdown()

@@ -1,0 +1,449 @@
+"""One worker process as the pool sees it: identity, signals, waiting, and what happens when it ends.
+
+A worker is identified by pid *and* process create time (psutil), so a recycled pid is never mistaken for
+it, neither when signalling nor when re-attaching from a new kernel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal as signals
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ..backends.spec import Jugdir, kind_of
+from ..errors import StoreError, WorkerError
+from .env import EXIT_STORE_LOST
+from .heartbeat import read_heartbeat
+from .locks import process_alive, release_locks_of, release_redis_lock
+from .records import RecordLog, TaskRecord
+
+# How often a re-attached worker (not our child, so no blocking wait) is checked.
+REATTACHED_POLL = 0.2
+
+
+class NotRunning(WorkerError):
+    """No worker of the pool is running (state file missing, or every pid gone)."""
+
+
+@dataclass(frozen=True)
+class PoolEvent:
+    """Something that happened to the pool's workers.
+
+    Attributes
+    ----------
+    time : float
+        Seconds since the epoch.
+    kind : str
+        ``"started"``, ``"exited"``, ``"died"``, ``"lock-released"``, ``"task-failed"`` or ``"replaced"``.
+    worker : str
+        Worker id.
+    pid : int
+    message : str
+        One line for people (``"died"`` and non-zero ``"exited"`` end with the log tail).
+    task : str or None
+        Task name, when one is concerned.
+    hash : str or None
+        Task hash, when one is concerned.
+    """
+
+    time: float
+    kind: str
+    worker: str
+    pid: int
+    message: str
+    task: str | None = None
+    hash: str | None = None
+
+
+@dataclass
+class WorkerProcess:
+    """A worker the pool started (mutable: it ends).
+
+    Attributes
+    ----------
+    worker_id : str
+    pid : int
+    create_time : float
+        ``psutil.Process(pid).create_time()``.
+    log, heartbeat : Path
+        Its log and heartbeat files.
+    host : str
+    started : float
+        Seconds since the epoch.
+    """
+
+    worker_id: str
+    pid: int
+    create_time: float
+    log: Path
+    heartbeat: Path
+    host: str
+    started: float
+    popen: subprocess.Popen[bytes] | None = None
+    thread: threading.Thread | None = None
+    returncode: int | None = None
+    ended: float | None = None
+    died: bool = False
+    exit_message: str = ""
+
+    @classmethod
+    def from_popen(
+        cls, worker_id: str, popen: subprocess.Popen[bytes], log: Path, heartbeat: Path, host: str
+    ) -> WorkerProcess:
+        """Describe a just-started child."""
+        try:
+            created = psutil.Process(popen.pid).create_time()
+        except psutil.Error:  # already gone: it will be reaped by wait()
+            created = time.time()
+        return cls(worker_id, popen.pid, created, log, heartbeat, host, time.time(), popen=popen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able identity (for the pool's state file)."""
+        return {
+            "worker_id": self.worker_id,
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "log": str(self.log),
+            "heartbeat": str(self.heartbeat),
+            "host": self.host,
+            "started": self.started,
+            "ended": self.ended,
+            "returncode": self.returncode,
+            "died": self.died,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerProcess:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            data["worker_id"],
+            int(data["pid"]),
+            float(data["create_time"]),
+            Path(data["log"]),
+            Path(data["heartbeat"]),
+            data["host"],
+            float(data["started"]),
+            ended=data.get("ended"),
+            returncode=data.get("returncode"),
+            died=bool(data.get("died", False)),
+        )
+
+    def is_alive(self) -> bool:
+        """Whether the process still runs (and is the same process)."""
+        return self.ended is None and process_alive(self.pid, created_at=self.create_time)
+
+    def reattach(self) -> bool:
+        """Whether this worker still runs; a gone one is handled at once by its waiter thread."""
+        return self.ended is None and self.is_alive()
+
+    @property
+    def stop_marker(self) -> Path:
+        """File created before the worker is signalled, so that any pool sees its end was asked for."""
+        return self.heartbeat.with_suffix(".stop")
+
+    def signal(self, signum: int, *, group: bool = False) -> None:
+        """Send ``signum`` to the worker, or to its whole process group (its session's), if it still runs."""
+        if not self.is_alive():
+            return
+        # Another pool object (a re-attached one, another kernel) may be watching this worker: it must
+        # not take a requested end for a death and start a replacement.
+        self.stop_marker.touch()
+        try:
+            if group:
+                os.killpg(self.pid, signum)  # start_new_session: the group id is the worker's pid
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int | None:
+        """Block until the worker ends; its exit code (``None`` for a re-attached worker, not our child)."""
+        if self.popen is not None:
+            return self.popen.wait()
+        while process_alive(self.pid, created_at=self.create_time):
+            time.sleep(REATTACHED_POLL)
+        return None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker's state for display.
+
+    Attributes
+    ----------
+    worker_id : str
+    pid : int
+    host : str
+    state : str
+        Heartbeat state (``"starting"``, ``"idle"``, ``"running"``, ``"waiting"``, ``"draining"``,
+        ``"reloading"``) while alive; ``"exited"`` or ``"died"`` after.
+    task : str or None
+        Name of the task being run.
+    task_hash : str or None
+    running_for : float or None
+        Seconds the current task has been running.
+    rss : int or None
+        Resident memory in bytes (``None`` when not alive).
+    alive : bool
+    returncode : int or None
+        Exit code once ended (``None`` while alive, or when unknown for a re-attached worker).
+    executed : int
+        Tasks completed by this worker.
+    log : str
+        Its log file.
+    """
+
+    worker_id: str
+    pid: int
+    host: str
+    state: str
+    task: str | None
+    task_hash: str | None
+    running_for: float | None
+    rss: int | None
+    alive: bool
+    returncode: int | None
+    executed: int
+    log: str
+
+
+def worker_info(proc: WorkerProcess) -> WorkerInfo:
+    """Return the current :class:`WorkerInfo` of ``proc`` (reads its heartbeat; asks psutil for memory)."""
+    beat = read_heartbeat(proc.heartbeat) or {}
+    alive = proc.is_alive()
+    rss = None
+    if alive:
+        try:
+            rss = psutil.Process(proc.pid).memory_info().rss
+        except psutil.Error:
+            alive = False
+    if proc.ended is not None or not alive:
+        state = "died" if proc.died else "exited"
+    else:
+        state = str(beat.get("state", "starting"))
+    running = state == "running"
+    since = beat.get("since")
+    return WorkerInfo(
+        worker_id=proc.worker_id,
+        pid=proc.pid,
+        host=proc.host,
+        state=state,
+        task=beat.get("task") if running else None,
+        task_hash=beat.get("hash") if running else None,
+        running_for=time.time() - since if running and isinstance(since, (int, float)) else None,
+        rss=rss,
+        alive=alive,
+        returncode=proc.returncode,
+        executed=int(beat.get("executed", 0)),
+        log=str(proc.log),
+    )
+
+
+@dataclass(frozen=True)
+class ExitReport:
+    """What :func:`handle_exit` found and did.
+
+    Attributes
+    ----------
+    died : bool
+        The worker ended without exiting through its own code (killed by a signal, OOM, crash) and no
+        pool had asked it to stop.
+    stopped : bool
+        A pool had signalled the worker to stop (drain or now).
+    events : list of tuple
+        ``(kind, worker, pid, message, task, hash)`` for :class:`jugnb.workers.pool.PoolEvent`.
+    """
+
+    died: bool
+    stopped: bool
+    events: list[tuple[Any, ...]]
+    returncode: int | None = None
+    ended: float = 0.0
+    message: str = ""
+
+    def apply(self, proc: WorkerProcess) -> None:
+        """Mark ``proc`` as ended (the pool does it under its lock, after any replacement started)."""
+        proc.returncode, proc.ended, proc.died, proc.exit_message = (
+            self.returncode,
+            self.ended,
+            self.died,
+            self.message,
+        )
+
+
+def handle_exit(
+    proc: WorkerProcess, returncode: int | None, jugdir: str, records: RecordLog, tail: int
+) -> ExitReport:
+    """Settle a worker that ended: release its locks, record a killed task, describe the exit."""
+    ended = time.time()
+    beat = read_heartbeat(proc.heartbeat) or {}
+    if returncode is not None:
+        abnormal = returncode < 0  # killed by a signal; any exit code means Python exited
+    else:  # not our child: a worker ending through its own code always writes "exited" last
+        abnormal = beat.get("state") != "exited"
+    stopped = proc.stop_marker.exists()
+    died = abnormal and not stopped
+    if returncode is None and not abnormal:
+        returncode = beat.get("code")
+    task, task_hash = beat.get("task"), beat.get("hash")
+    events: list[tuple[Any, ...]] = []
+    released_locks, kept = _release_locks(proc, jugdir, beat, abnormal, ended)
+    for released in released_locks:
+        name = task if released == task_hash else None
+        message = f"released the lock of {name or released} held by worker {proc.worker_id} (pid {proc.pid})"
+        events.append(("lock-released", proc.worker_id, proc.pid, message, name, released))
+    running = abnormal and beat.get("state") == "running" and task and task_hash
+    if running:
+        try:
+            records.append(_killed_record(proc, beat, ended))
+        except StoreError:
+            pass  # the store is unreachable: the exit message says so via the worker's log
+    message = _describe_exit(proc, returncode, abnormal) + kept
+    if abnormal or returncode not in (0, None):
+        message += "; last lines of its log:\n" + log_tail(proc.log, tail)
+    kind = "died" if died else "exited"
+    events.insert(
+        0,
+        (kind, proc.worker_id, proc.pid, message, task if running else None, task_hash if running else None),
+    )
+    return ExitReport(died, stopped, events, returncode, ended, message)
+
+
+def _release_locks(
+    proc: WorkerProcess, jugdir: str, beat: dict[str, Any], died: bool, ended: float
+) -> tuple[list[str], str]:
+    """Release the locks a dead worker held; also return a note on a lock that could not be released."""
+    if jugdir.startswith("redis:"):
+        # Redis locks name no owner: only the task the heartbeat says was running is this worker's
+        # (the heartbeat leaves "running" before jug releases the lock, never after), or the one that a
+        # worker which lost its server says it may have left behind ("held").
+        running = died and beat.get("state") == "running" and beat.get("hash")
+        held = [beat["hash"]] if running else list(beat.get("held") or [])
+        try:
+            return [h for h in held if release_redis_lock(jugdir, h)], ""
+        except StoreError:  # the next pool on this jugdir releases them (release_held_locks)
+            n = len(held)
+            return (
+                [],
+                f"; {n} task lock{'s' * (n != 1)} it held stay until the next `%jug execute`" if n else "",
+            )
+    if proc.popen is None and process_alive(proc.pid):
+        # Not our child and it ended while nobody watched: its pid now names another process, which
+        # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
+        return [], ""
+    return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended), ""
+
+
+def release_held_locks(folder: Path, jugdir: str) -> list[str]:
+    """Release the redis locks that workers which lost their server left behind; return their hashes.
+
+    A worker that stops because redis stayed unreachable notes the task it held in its heartbeat
+    (``held``); the pool that saw it exit tried to release that lock, but the server was still away. The
+    next pool on the same jugdir does it before starting workers, so that nobody waits on a lock that no
+    one holds. Heartbeats whose lock is released lose their ``held`` note.
+    """
+    released: list[str] = []
+    if not jugdir.startswith("redis:") or not folder.is_dir():
+        return released
+    for path in folder.glob("*.hb"):
+        beat = read_heartbeat(path) or {}
+        if beat.get("state") != "exited" or not beat.get("held"):
+            continue
+        try:
+            released += [h for h in beat["held"] if release_redis_lock(jugdir, h)]
+        except StoreError:
+            return released  # still away (check_start would have said so): next time
+        beat.pop("held")
+        path.write_text(json.dumps(beat), encoding="utf-8")
+    return released
+
+
+def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> TaskRecord:
+    since = float(beat.get("since", ended))
+    return TaskRecord(
+        name=str(beat["task"]),
+        hash=str(beat["hash"]),
+        status="killed",
+        start=since,
+        end=ended,
+        duration=ended - since,
+        worker=proc.worker_id,
+        host=proc.host,
+        pid=proc.pid,
+        jugfile=beat.get("jugfile"),
+        exc_message="the worker died while running this task",
+    )
+
+
+def _describe_exit(proc: WorkerProcess, returncode: int | None, died: bool) -> str:
+    who = f"worker {proc.worker_id} (pid {proc.pid})"
+    if returncode is not None and returncode < 0:
+        name = signals.Signals(-returncode).name if -returncode in signals.valid_signals() else -returncode
+        return f"{who} was killed by {name}"
+    if died:
+        return f"{who} died" + ("" if returncode is None else f" (exit code {returncode})")
+    if returncode == EXIT_STORE_LOST:
+        return f"{who} stopped: its store was unreachable (results stored before are kept)"
+    return f"{who} exited" + ("" if returncode is None else f" with code {returncode}")
+
+
+def log_tail(path: Path, lines: int) -> str:
+    """Return the last ``lines`` lines of a log file (at most 64 KiB are read)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _check_store(jugdir: str) -> None:
+    """Refuse stores that workers cannot share; make sure a redis server answers (and takes the password)."""
+    store = Jugdir(jugdir, kind_of(jugdir))
+    if not store.shareable:
+        msg = f"{store.unshareable_reason()} Use `%jug execute --here`, or a folder or redis jugdir."
+        raise WorkerError(msg, path=str(store))
+    if store.kind == "redis":
+        store.open().redis.close()
+
+
+def check_start(n: int, jugdir: str, execute_args: Sequence[str], pointer: Path) -> None:
+    """Refuse what workers could not run, before starting any.
+
+    Raises
+    ------
+    WorkerError
+        Bad options, no jugfile yet, or a store that workers cannot share.
+    StoreError
+        A redis server that does not answer or refuses the password.
+    """
+    if n < 1:
+        raise WorkerError(f"the number of workers must be at least 1, not {n}.")
+    if not pointer.exists():
+        msg = f"there is no jugfile to run yet ({pointer} is missing): run a %%jugfile cell first."
+        raise WorkerError(msg, path=str(pointer))
+    _check_store(jugdir)
+    if "--pdb" in execute_args:
+        raise WorkerError("--pdb needs a terminal; background workers have none. Use `%jug run TASK`.")
+    from jug.options import build_parser
+
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        try:
+            build_parser().parse_args(["execute", "jugfile.py", *execute_args])
+        except SystemExit:
+            reason = errors.getvalue().strip().splitlines()[-1:] or ["invalid options"]
+            msg = f"bad jug execute options {' '.join(execute_args)}: {reason[0]}"
+            raise WorkerError(msg) from None
