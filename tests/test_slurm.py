@@ -224,18 +224,32 @@ def test_scale_submits_then_cancels_pending(
     ip.run_line_magic("jug", "cancel")
 
 
-def test_time_limit_shows_timeout(slurm: Any, notebook: Path, jugnb: Callable[..., Any]) -> None:
-    write_notebook(notebook, [GRAPH.replace("0.5", "200").replace("range(8)", "range(1)")])
+def test_time_limit_records_the_task_as_crashed(
+    slurm: Any,
+    notebook: Path,
+    jugnb: Callable[..., Any],
+    notebook_shell: Callable[[str], InteractiveShell],
+) -> None:
+    slow = GRAPH.replace("0.5", "200").replace("range(8)", "range(1)")
+    write_notebook(notebook, [slow])
     result = jugnb("submit", "work.ipynb", "--jobs", "1", "--time", "1", "--force", cwd=notebook.parent)
     assert result.returncode == 0, result.stderr
     job = result.stdout.split()[2]
     started = time.monotonic()
     wait_until(
-        lambda: _states(jugnb, notebook.parent).get(f"{job}_0") == "TIMEOUT",
-        200,
-        f"job {job} to reach its time limit",
+        lambda: _states(jugnb, notebook.parent).get(f"{job}_0") == "TIMEOUT", 200, f"job {job} to time out"
     )
     assert time.monotonic() - started > 50  # SLURM's limit is one minute: not an early failure
+    # The first look at the ended job recorded its task as crashed (the look that saw TIMEOUT).
+    ip = notebook_shell("work")
+    ip.run_cell(slow, cell_id="g")
+    text = ip.run_line_magic("jug", "why slow").text
+    assert "crashed with its batch job" in text and "TIMEOUT" in text, text
+    assert f"SLURM job {job}_0 on localhost reached its time limit" in text, text
+    assert not list((notebook.parent / "work.jugdata" / "locks").glob("*.lock")), "the lock stayed"
+    # Settled once: a second look records nothing more.
+    again = jugnb("jobs", "work.ipynb", cwd=notebook.parent)
+    assert "crashed" not in again.stdout, again.stdout
 
 
 def test_redis_jugdir_runs_with_private_jugrc(
@@ -294,3 +308,35 @@ def test_panel_jobs_section_cancels_and_scales(
     finally:
         panel.close()
     assert not section._thread.is_alive(), "the jobs section's thread outlived the panel"
+
+
+def test_killed_worker_of_a_failed_node_releases_its_lock(
+    notebook: Path, jug_environ: dict[str, str]
+) -> None:
+    """A worker SIGKILLed with its node (no NODE_FAIL can be caused here) leaves a lock; settling frees it."""
+    from jugnb.launchers.base import JobState
+    from jugnb.launchers.crashes import settle_crashes
+    from jugnb.workers.records import RecordLog
+
+    write_notebook(notebook, [GRAPH.replace("0.5", "200").replace("range(8)", "range(1)")])
+    folder = notebook.parent
+    env = {**jug_environ, "SLURM_JOB_ID": "778", "SLURM_ARRAY_JOB_ID": "777", "SLURM_ARRAY_TASK_ID": "0"}
+    worker = subprocess.Popen(
+        _command("jugnb", ["execute", "work.ipynb"]), cwd=folder, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    locks = folder / "work.jugdata" / "locks"
+    try:
+        wait_until(lambda: list(locks.glob("*.lock")), TIMEOUT, "the worker to lock its task")
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait(TIMEOUT)
+    jugdir = str(folder / "work.jugdata")
+    records = RecordLog.for_jugdir(jugdir)
+    states = [JobState("777", "0", "NODE_FAIL", node="node7"), JobState("777", "1", "COMPLETED")]
+    (record,) = settle_crashes(states, folder / ".jugnb" / "workers" / "work", jugdir, records)
+    assert (record.status, record.exc_type, record.name) == ("crashed", "NODE_FAIL", "work.slow")
+    assert "SLURM job 777_0 on node7 lost its node" in (record.exc_message or "")
+    assert not list(locks.glob("*.lock")), "the dead worker's lock stayed"
+    assert [r.status for r in RecordLog.for_jugdir(jugdir).read_new()] == ["crashed"]
+    assert settle_crashes(states, folder / ".jugnb" / "workers" / "work", jugdir, records) == []

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..backends.spec import Jugdir, redact_text, resolve_jugdir
 from ..errors import JugnbError
 from ..launchers.base import LauncherError
-from ..launchers.jobs import JobBook, JobWatcher, jobs_text, live_job_ids
+from ..launchers.jobs import JobBook, JobWatcher, crash_lines, jobs_text, live_job_ids
 from ..launchers.slurm import SlurmLauncher
 from ..launchers.submit import add_submit_arguments, options_from, prepare, submit
 from ..notebook.project import Project
@@ -59,6 +59,9 @@ def main(command: str, argv: list[str]) -> int:
         rows = watcher.rows(refresh=True)
         if command == "jobs":
             print(jobs_text(rows))
+            crashes = crash_lines(watcher.take_crashes())
+            if crashes:
+                print(crashes)
             return 0
         targets = args.job_ids or live_job_ids(rows)
         if not targets:

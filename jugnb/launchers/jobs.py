@@ -23,8 +23,10 @@ from traitlets import Float, Instance
 from traitlets.config import LoggingConfigurable
 
 from ..notebook.jugfile import atomic_write
-from ..workers.records import companion_folder
+from ..notebook.project import STATE_DIR_NAME
+from ..workers.records import RecordLog, TaskRecord, companion_folder
 from .base import JobState, Launcher
+from .crashes import settle_crashes
 
 REDIS_KEY = "jugnb:jobs"
 
@@ -79,6 +81,7 @@ class JobBook:
     """
 
     def __init__(self, jugdir: str, store: Any = None) -> None:
+        self.jugdir, self.store = jugdir, store
         self._redis: Any = None
         self._folder: Path | None = None
         if jugdir.startswith("redis:"):
@@ -169,6 +172,9 @@ class JobWatcher(LoggingConfigurable):
         self._lock = threading.Lock()
         self._last = 0.0
         self._rows: list[JobRow] = []
+        self._records: RecordLog | None = None
+        #: Crashed task records written by this watcher (see :mod:`jugnb.launchers.crashes`), oldest first.
+        self.crashes: list[TaskRecord] = []
 
     def rows(self, *, refresh: bool = False) -> list[JobRow]:
         """Every array task of every remembered job; queries the batch system if ``poll_interval`` passed.
@@ -194,12 +200,30 @@ class JobWatcher(LoggingConfigurable):
         if not entries:
             return []
         states = self.launcher.poll(list(entries))
+        self._settle(entries, states)
         rows = []
         for state in states:
             entry = entries[state.job_id]
             tail = log_tail(entry.log_path(state.array_index)) if state.array_index.isdigit() else ""
             rows.append(JobRow(entry, state, tail))
         return sorted(rows, key=lambda r: (r.entry.submitted, _index_key(r.state.array_index)))
+
+    def take_crashes(self) -> list[TaskRecord]:
+        """Return the crashed task records written since the last call (and forget them)."""
+        with self._lock:
+            taken, self.crashes = self.crashes, []
+        return taken
+
+    def _settle(self, entries: dict[str, JobEntry], states: list[JobState]) -> None:
+        """Record the tasks that crashed with finished jobs, and free their locks."""
+        if not any(s.finished and s.crashed for s in states):
+            return
+        if self._records is None:
+            self._records = RecordLog.for_jugdir(self.book.jugdir, self.book.store)
+        for entry in entries.values():
+            folder = Path(entry.notebook).parent / STATE_DIR_NAME / "workers" / entry.module
+            mine = [s for s in states if s.job_id == entry.job_id]
+            self.crashes += settle_crashes(mine, folder, self.book.jugdir, self._records)
 
 
 def _index_key(index: str) -> int:
@@ -210,6 +234,11 @@ def _index_key(index: str) -> int:
 def live_job_ids(rows: Sequence[JobRow]) -> list[str]:
     """Return the job ids with an array task not yet finished."""
     return sorted({r.state.job_id for r in rows if not r.state.finished and r.state.state != "UNKNOWN"})
+
+
+def crash_lines(crashes: Sequence[TaskRecord]) -> str:
+    """Return one line per crashed task: ``Task NAME (hash) crashed: why``."""
+    return "\n".join(f"Task {r.name} ({r.hash[:12]}) crashed: {r.exc_message}" for r in crashes)
 
 
 def jobs_text(rows: Sequence[JobRow]) -> str:

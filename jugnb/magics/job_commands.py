@@ -9,7 +9,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from ..launchers.jobs import JobBook, JobRow, JobWatcher, jobs_text, live_job_ids
+from ..launchers.jobs import JobBook, JobRow, JobWatcher, crash_lines, jobs_text, live_job_ids
 from ..launchers.slurm import SlurmLauncher
 from ..launchers.submit import SubmitOptions, add_submit_arguments, options_from, prepare, submit
 from .commands import Command
@@ -155,7 +155,10 @@ class JobsCommand(Command):
     def run(self, magics: Any, args: Any) -> Any:
         if args.watch:
             return jobs_panel(magics)
-        return preformatted(jobs_text(watcher_of(magics).rows(refresh=True)))
+        watcher = watcher_of(magics)
+        text = jobs_text(watcher.rows(refresh=True))
+        crashes = crash_lines(watcher.take_crashes())
+        return preformatted(f"{text}\n{crashes}" if crashes else text)
 
 
 class CancelCommand(Command):

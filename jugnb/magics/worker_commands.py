@@ -232,6 +232,9 @@ def refresh_panel(magics: Any) -> None:
 def print_failures(magics: Any, snapshot: StatusSnapshot | None = None) -> None:
     """Print the traceback of every task of the graph whose latest run failed and that has no result."""
     for record in recent_failures(magics, snapshot):
+        if record.status == "crashed":  # not an exception of the task: its batch job ended under it
+            print(f"\nTask {record.name} ({record.hash[:12]}) crashed: {record.exc_message}")
+            continue
         print(f"\nTask {record.name} ({record.hash[:12]}) failed on {record.host} pid {record.pid}:")
         print(record.traceback or f"{record.exc_type}: {record.exc_message}")
         if record.output_tail:

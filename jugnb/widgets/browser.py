@@ -315,7 +315,8 @@ class TaskBrowser(widgets.VBox):
             self._say("No failure recorded for this task.")
             return
         text = (
-            f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n{record.traceback or ''}"
+            f"{record.status} on {record.worker}@{record.host} (pid {record.pid})\n"
+            f"{record.traceback or record.exc_message or ''}"
         )
         if record.output_tail:
             text += f"\n--- output (last lines) ---\n{record.output_tail}"

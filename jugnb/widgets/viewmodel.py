@@ -105,8 +105,8 @@ class EventRow:
     time : float
         Seconds since the epoch.
     kind : str
-        ``"failed"``, ``"killed"``, ``"died"``, ``"exited"``, ``"lock-released"``, ``"replaced"``,
-        ``"reloaded"``, ``"barrier"`` or ``"error"``.
+        ``"failed"``, ``"killed"``, ``"crashed"``, ``"died"``, ``"exited"``, ``"lock-released"``,
+        ``"replaced"``, ``"reloaded"``, ``"barrier"`` or ``"error"``.
     title : str
         One line.
     detail : str

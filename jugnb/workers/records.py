@@ -35,7 +35,7 @@ from ..errors import StoreError
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "failed", "interrupted", "killed")
+STATUSES = ("ok", "failed", "interrupted", "killed", "crashed")
 RECORDS_SUFFIX = ".jugnb"
 REDIS_STREAM = "jugnb:records"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
@@ -53,7 +53,9 @@ class TaskRecord:
         Task hash (40 hex digits).
     status : str
         ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped mid-task) or
-        ``"killed"`` (the worker died mid-task; written by the pool that noticed).
+        ``"killed"`` (the worker died mid-task; written by the pool that noticed) or ``"crashed"`` (its
+        batch job ended mid-task: ``exc_type`` is the job state, e.g. ``TIMEOUT``; see
+        :mod:`jugnb.launchers.crashes`).
     start : float
         When the task started (seconds since the epoch).
     end : float or None
