@@ -340,3 +340,36 @@ def test_killed_worker_of_a_failed_node_releases_its_lock(
     assert not list(locks.glob("*.lock")), "the dead worker's lock stayed"
     assert [r.status for r in RecordLog.for_jugdir(jugdir).read_new()] == ["crashed"]
     assert settle_crashes(states, folder / ".jugnb" / "workers" / "work", jugdir, records) == []
+
+
+@pytest.mark.kernel
+def test_new_kernel_finds_and_cancels_the_jobs(
+    slurm: Any, notebook: Path, jug_env: dict[str, str], jugnb: Callable[..., Any]
+) -> None:
+    from kernelutil import Kernel
+
+    slow = GRAPH.replace("0.5", "30")
+    write_notebook(notebook, [slow])
+    kernel = Kernel(notebook.parent, notebook="work.ipynb")
+    try:
+        kernel.run("%load_ext jugnb").ok()
+        kernel.run(slow, cell_id="g").ok()
+        submitted = kernel.run("job = %jug submit --jobs 1 --force\nprint('job', job)").ok().text
+        job = re.search(r"job (\d+)", submitted)
+        assert job is not None, submitted
+        kernel.restart()  # a new kernel: nothing in memory, the jobs are found beside the jugdir
+        kernel.run("%load_ext jugnb").ok()
+        kernel.run(slow, cell_id="g").ok()
+
+        def running() -> bool:
+            return f"{job[1]}_0  RUNNING" in kernel.run("%jug jobs").ok().text
+
+        wait_until(running, RUN_TIMEOUT, f"job {job[1]} to run, seen from the new kernel")
+        assert f"Cancelled {job[1]}." in kernel.run("%jug cancel").ok().text
+    finally:
+        kernel.shutdown()
+    wait_until(
+        lambda: _states(jugnb, notebook.parent).get(f"{job[1]}_0") == "CANCELLED",
+        RUN_TIMEOUT,
+        f"job {job[1]} to be cancelled",
+    )
