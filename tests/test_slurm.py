@@ -136,7 +136,7 @@ def test_redis_password_only_in_a_private_jugrc(notebook: Path, jugnb: Callable[
 def _states(jugnb: Callable[..., Any], folder: Path, *options: str) -> dict[str, str]:
     result = jugnb("jobs", "work.ipynb", *options, cwd=folder)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()[1:]
+    lines = [line for line in result.stdout.splitlines()[1:] if line[:1].strip()]  # not worker lines
     return {line.split()[0]: line.split()[1] for line in lines}
 
 
@@ -313,7 +313,8 @@ def test_panel_jobs_section_cancels_and_scales(
 def test_killed_worker_of_a_failed_node_releases_its_lock(
     notebook: Path, jug_environ: dict[str, str]
 ) -> None:
-    """A worker SIGKILLed with its node (no NODE_FAIL can be caused here) leaves a lock; settling frees it."""
+    """A worker SIGKILLed with its node (no NODE_FAIL can be caused here): its lock is freed at once."""
+    from jugnb.backends.leases import LeaseStore
     from jugnb.launchers.base import JobState
     from jugnb.launchers.crashes import settle_crashes
     from jugnb.workers.records import RecordLog
@@ -322,24 +323,31 @@ def test_killed_worker_of_a_failed_node_releases_its_lock(
     folder = notebook.parent
     env = {**jug_environ, "SLURM_JOB_ID": "778", "SLURM_ARRAY_JOB_ID": "777", "SLURM_ARRAY_TASK_ID": "0"}
     worker = subprocess.Popen(
-        _command("jugnb", ["execute", "work.ipynb"]), cwd=folder, env=env, start_new_session=True,
+        _command("jugnb", ["execute", "work.ipynb", "-j", "1"]), cwd=folder, env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     locks = folder / "work.jugdata" / "locks"
+    jugdir = str(folder / "work.jugdata")
+    leases = LeaseStore.for_jugdir(jugdir)
     try:
         wait_until(lambda: list(locks.glob("*.lock")), TIMEOUT, "the worker to lock its task")
+        wait_until(lambda: any(lease.task_hash for lease in leases.read_all()), TIMEOUT, "its lease's task")
     finally:
         os.killpg(worker.pid, 9)
         worker.wait(TIMEOUT)
-    jugdir = str(folder / "work.jugdata")
+    (lease,) = leases.read_all()
+    assert (lease.slurm_array_job, lease.slurm_array_task, lease.task) == ("777", "0", "work.slow")
     records = RecordLog.for_jugdir(jugdir)
     states = [JobState("777", "0", "NODE_FAIL", node="node7"), JobState("777", "1", "COMPLETED")]
-    (record,) = settle_crashes(states, folder / ".jugnb" / "workers" / "work", jugdir, records)
+    started = time.monotonic()
+    (record,) = settle_crashes(states, leases, records)
+    assert time.monotonic() - started < lease.timeout  # at once, not after the lease timeout
     assert (record.status, record.exc_type, record.name) == ("crashed", "NODE_FAIL", "work.slow")
     assert "SLURM job 777_0 on node7 lost its node" in (record.exc_message or "")
     assert not list(locks.glob("*.lock")), "the dead worker's lock stayed"
     assert [r.status for r in RecordLog.for_jugdir(jugdir).read_new()] == ["crashed"]
-    assert settle_crashes(states, folder / ".jugnb" / "workers" / "work", jugdir, records) == []
+    assert leases.read_all() == [] and [lost.worker for lost in leases.read_lost()] == [lease.worker]
+    assert settle_crashes(states, leases, records) == []  # settled once
 
 
 @pytest.mark.kernel
@@ -373,3 +381,53 @@ def test_new_kernel_finds_and_cancels_the_jobs(
         RUN_TIMEOUT,
         f"job {job[1]} to be cancelled",
     )
+
+
+def test_cancelled_job_tasks_complete_in_the_other(
+    slurm: Any, notebook: Path, jugnb: Callable[..., Any]
+) -> None:
+    folder = notebook.parent
+    write_notebook(notebook, [GRAPH.replace("0.5", "4")])  # 8 tasks of 4 s
+    jobs = []
+    for _ in range(2):
+        result = jugnb("submit", "work.ipynb", "--jobs", "1", "--force", cwd=folder)
+        assert result.returncode == 0, result.stderr
+        jobs.append(result.stdout.split()[2])
+    first, second = jobs
+
+    def both_working() -> bool:
+        text = jugnb("jobs", "work.ipynb", cwd=folder).stdout
+        return text.count("running work.slow") == 2
+
+    wait_until(both_working, RUN_TIMEOUT, "both jobs to run a task")
+    result = jugnb("cancel", "work.ipynb", first, cwd=folder)
+    assert result.returncode == 0 and f"Cancelled {first}." in result.stdout, result.stdout + result.stderr
+    done = {f"{first}_0": "CANCELLED", f"{second}_0": "COMPLETED"}
+    wait_until(lambda: _states(jugnb, folder) == done, RUN_TIMEOUT, f"job {second} to finish the work")
+    status = jugnb("status", "work.ipynb", cwd=folder)
+    assert re.search(r"\b0\s+0\s+0\s+8\s+0\s+work\.slow", status.stdout), status.stdout
+    assert not list((folder / "work.jugdata" / "locks").glob("*.lock"))
+
+
+def test_worker_starts_no_task_its_time_limit_would_cut_off(
+    slurm: Any, notebook: Path, jugnb: Callable[..., Any]
+) -> None:
+    from jugnb.workers.records import RecordLog, TaskRecord
+
+    write_notebook(notebook, [GRAPH.replace("range(8)", "range(2)")])
+    folder = notebook.parent
+    # An earlier run (elsewhere) recorded that a work.slow task takes 5 minutes; the job gets 1 minute.
+    earlier = TaskRecord("work.slow", "0" * 40, "ok", 1.0, 301.0, 300.0, "w.0", "elsewhere", 1)
+    RecordLog.for_jugdir(str(folder / "work.jugdata")).append(earlier)
+    result = jugnb("submit", "work.ipynb", "--jobs", "1", "--time", "1", "--force", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    job = result.stdout.split()[2]
+    started = time.monotonic()
+    wait_until(lambda: _states(jugnb, folder).get(f"{job}_0") not in ("PENDING", "RUNNING", None), 50,
+               f"job {job} to end before its limit")  # fmt: skip
+    assert time.monotonic() - started < 50
+    assert _states(jugnb, folder)[f"{job}_0"] != "TIMEOUT"
+    (log,) = (folder / ".jugnb" / "jobs").glob(f"work-*/{job}_0.log")
+    assert "not starting work.slow: it takes about 300 s" in log.read_text(), log.read_text()
+    status = jugnb("status", "work.ipynb", cwd=folder)
+    assert re.search(r"\b0\s+0\s+2\s+0\s+0\s+work\.slow", status.stdout), status.stdout  # 2 ready, none run

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import time
@@ -68,6 +69,8 @@ _URL = re.compile(
     r"(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])?(?::(?P<port>\d+))?(?:/(?P<db>\d*))?/?)?$"
 )
 _FORM = "redis://[:PASSWORD@]HOST[:PORT][/DB]"
+#: Environment variable holding the redis password for a jugdir URL without one (never passed to workers).
+PASSWORD_VARIABLE = "JUGNB_REDIS_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,9 @@ class RedisURL:
             port=int(parts["port"] or 6379),
             db=int(parts["db"] or 0),
             username=urllib.parse.unquote(parts["user"]) if parts["user"] else None,
-            password=urllib.parse.unquote(parts["password"]) if parts["password"] else None,
+            password=urllib.parse.unquote(parts["password"])
+            if parts["password"]
+            else os.environ.get(PASSWORD_VARIABLE) or None,
         )
 
     def describe(self) -> str:

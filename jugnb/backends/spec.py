@@ -39,6 +39,29 @@ def redact_text(text: str, spec: str) -> str:
     return text
 
 
+PASSWORD_VARIABLE = "JUGNB_REDIS_PASSWORD"
+
+
+def with_env_password(spec: str) -> str:
+    """Return ``spec`` with ``$JUGNB_REDIS_PASSWORD`` put in when it is a redis URL without a password.
+
+    Workers never get the variable in their environment; the full URL reaches them through a pipe.
+    """
+    import urllib.parse
+
+    secret = os.environ.get(PASSWORD_VARIABLE)
+    if not secret or not spec.startswith("redis://") or _PASSWORD.match(spec) or "@" in spec.split("/")[2]:
+        return spec
+    return f"redis://:{urllib.parse.quote(secret, safe='')}@{spec[len('redis://') :]}"
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """Return the environment for a worker: without the redis password variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != PASSWORD_VARIABLE}
+    env.update(extra)
+    return env
+
+
 @dataclass(frozen=True)
 class Jugdir:
     """A resolved jugdir.

@@ -30,6 +30,7 @@ OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
+       jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
        jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
        jugnb jobs NOTEBOOK.ipynb
        jugnb cancel NOTEBOOK.ipynb [JOBID...]
@@ -41,6 +42,8 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
   export        write the notebook's jugfile (<module>.py beside it), runnable by plain jug
   workers       show the background workers a kernel started for the notebook; --stop drains them,
                 --now terminates them (and releases the locks they held)
+  execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
+                may use), each holding a lease in the jugdir; prints what is left unfinished and why
   submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
   jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
   cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)

@@ -49,11 +49,7 @@ def install_recorder(snapshot: str, jugdir: str, store: Any = None) -> TaskRecor
     module = Path(snapshot).stem
     beats = Path(snapshot).parents[2] / "workers" / module / f"cli-{socket.gethostname()}-{os.getpid()}.hb"
     worker_id = f"cli-{socket.gethostname()}-{os.getpid()}"
-    from ..launchers.crashes import slurm_identity
-
-    # The SLURM ids let the kernel say which task a dead job was running (jugnb.launchers.crashes).
-    identity = {"worker": worker_id, "pid": os.getpid(), "host": socket.gethostname(), "jugfile": snapshot}
-    heartbeat = Heartbeat(beats, {**identity, **slurm_identity()})
+    heartbeat = Heartbeat(beats, {"worker": worker_id, "pid": os.getpid(), "jugfile": snapshot})
     recorder = TaskRecorder(records, heartbeat, worker_id, snapshot, fingerprints=fingerprints)
     imported: list[Any] = [None]
 

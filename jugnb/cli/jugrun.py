@@ -40,7 +40,15 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
     jugrc, argv = _pop_jugrc_option(argv)
+    jobs = None
     try:
+        if argv[:1] == ["execute"]:
+            from .parallel import pop_jobs
+
+            try:
+                jobs, argv = pop_jobs(argv)
+            except ValueError as err:
+                raise JugnbError(str(err)) from None
         snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
@@ -52,7 +60,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv, jugrc=jugrc)
+            return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
@@ -178,9 +186,12 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) -> int:
+def run_jug(
+    snapshot: str | None, argv: list[str], jobs: int | None = None, *, jugrc: str | None = None
+) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
 
+    ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`).
     ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
     jugdir's password there, with mode 0600, out of the command line and the environment).
 
@@ -193,8 +204,9 @@ def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) 
     from jug.options import parse
     from jug.subcommands import cmdapi
 
-    dry = argv[:1] == ["execute"] and "--dry-run" in argv
-    argv = [a for a in argv if a != "--dry-run"] if dry else argv
+    dry = argv[:1] in (["execute"], ["cleanup"]) and "--dry-run" in argv
+    force = argv[:1] == ["cleanup"] and "--force" in argv
+    argv = [a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv
     if jugrc is None:
         options = parse(argv)
     else:
@@ -218,14 +230,25 @@ def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) 
                 print(dry_run(snapshot, jugdir, opened, selection))
                 return 0
             install_recorder(snapshot, jugdir, opened)
-        elif dry:
+        elif dry and options.subcommand == "execute":
             raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
+        if options.subcommand == "execute" and kind_of(jugdir) not in ("dict_store", "dict_store_file"):
+            from . import parallel
+
+            _warn_password_in_argv(argv)
+            jugfile = snapshot if snapshot is not None else options.jugfile
+            return parallel.run(jugfile, jugdir, opened, argv, _jugfile_position(argv), jobs, options)
+        if jobs is not None:
+            msg = "-j/--jobs needs a store that processes share (a folder or redis), not a dict_store."
+            raise JugnbError(msg)
         if opened is not None and options.subcommand == "execute":
             install_saver(opened)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb or snapshot is not None else "exit"
             store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+        if options.subcommand == "cleanup":
+            return _cleanup(store, options, jugdir, dry, force)
         if options.subcommand == "graph":
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
@@ -238,6 +261,37 @@ def run_jug(snapshot: str | None, argv: list[str], *, jugrc: str | None = None) 
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> int:
+    """Run ``cleanup`` keeping the locks of running jugnb workers, logging what it removed."""
+    from jug import task as jugtask
+
+    from ..session.tasks import cleanup
+    from ..workers.cleanupguard import removal_lines
+
+    mode = (
+        "locks-only" if options.cleanup_locks_only
+        else "failed-only" if options.cleanup_failed_only
+        else "keep-locks" if options.cleanup_keep_locks
+        else "all"
+    )  # fmt: skip
+    removal = cleanup(store, list(jugtask.alltasks), mode=mode, dry_run=dry, jugdir=jugdir, force=force)
+    print("\n".join(removal_lines(removal, mode, jug_words=True)))
+    return 0
+
+
+def _warn_password_in_argv(argv: list[str]) -> None:
+    """Say once that a redis password given on the command line is visible to every local user."""
+    from ..backends.spec import redact
+
+    if any(redact(a.split("=", 1)[-1]) != a.split("=", 1)[-1] for a in argv):
+        print(
+            "jugnb: warning: the redis password in --jugdir is visible to every user of this host (`ps`). "
+            "Put the jugdir in a jugrc file with mode 0600 ([main] jugdir = redis://:PASSWORD@host:port/db), "
+            "or leave the password out of the URL and set JUGNB_REDIS_PASSWORD (see docs/guide.md).",
+            file=sys.stderr,
+        )
 
 
 def _left_locks(store: Any, argv: list[str]) -> str:

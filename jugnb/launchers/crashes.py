@@ -1,33 +1,29 @@
-"""Why a job died: the task its workers were running is recorded as *crashed*, and its locks are freed.
+"""Why a job died: the task its workers were running is recorded as *crashed*, and their locks are freed.
 
-When an array task ends ``TIMEOUT``, ``OUT_OF_MEMORY``, ``NODE_FAIL``, ``CANCELLED`` (or another state in
-which the batch system, not the task's code, ended it), its ``jugnb execute`` workers may have been in the
-middle of a task. Each such worker's heartbeat (``.jugnb/workers/<module>/cli-<host>-<pid>.hb`` beside the
-notebook, with the SLURM ids from its environment) still says ``running`` that task. For each:
+Every jugnb worker holds a lease in the jugdir (:mod:`jugnb.backends.leases`) with its SLURM job and array
+ids, its host, and the task it is running. When an array task ends ``TIMEOUT``, ``OUT_OF_MEMORY``,
+``NODE_FAIL`` or ``CANCELLED`` (or ``PREEMPTED``, ``BOOT_FAIL``: the batch system, not the task's code, ended
+it), for each lease of that array task:
 
-- a :class:`~jugnb.workers.records.TaskRecord` with status ``"crashed"`` is written: ``exc_type`` is the
-  job state, ``exc_message`` says which job, array task and node, so status, the panel and ``%jug why``
-  tell it apart from a task that raised (``"failed"``);
-- the task's lock is released if the worker still holds it (a file lock naming its pid and host, not a
-  failed mark): a SIGKILLed worker (memory, node failure, the end of a time limit's grace period) leaves it
-  behind, and nobody else would ever run the task;
-- the heartbeat is marked ``crashed``, so it is settled once.
+- the lease is claimed as lost and its locks are released at once, without waiting for ``lease_timeout``
+  (the batch system says the worker is gone; a worker still alive on this host is left alone);
+- the task it was running is recorded as a :class:`~jugnb.workers.records.TaskRecord` with status
+  ``"crashed"``: ``exc_type`` is the job state and ``exc_message`` names the job, the array task and the
+  node, so status, the panel and ``%jug why`` tell it apart from a task that raised (``"failed"``).
 
-A redis lock names no owner, so on redis the lock is left to jug (which frees it on SIGTERM) or to
-``%jug cleanup --locks-only``.
+A lease that a surviving worker already claimed (it expired first) still gets its crashed record, unless
+the task has run again since.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
+import socket
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
-from ..workers.heartbeat import read_heartbeat
-from ..workers.locks import file_store_folder, read_lock
+from ..backends.leases import Lease, LeaseStore
+from ..workers.locks import process_alive
 from ..workers.records import RecordLog, TaskRecord
 from .base import JobState
 
@@ -41,94 +37,108 @@ _WHY = {
 }
 
 
-def slurm_identity(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the SLURM ids of this process (job, array job, array task, node), for a worker's heartbeat."""
-    env = os.environ if environ is None else environ
-    names = {
-        "slurm_job": "SLURM_JOB_ID",
-        "slurm_array_job": "SLURM_ARRAY_JOB_ID",
-        "slurm_array_task": "SLURM_ARRAY_TASK_ID",
-        "slurm_node": "SLURMD_NODENAME",
-    }
-    return {key: env[name] for key, name in names.items() if env.get(name)}
-
-
-def _matches(beat: dict[str, Any], state: JobState) -> bool:
+def _matches(lease: Lease, state: JobState) -> bool:
     if state.array_index:
-        return (
-            beat.get("slurm_array_job") == state.job_id and beat.get("slurm_array_task") == state.array_index
-        )
-    return beat.get("slurm_job") == state.job_id
+        return lease.slurm_array_job == state.job_id and lease.slurm_array_task == state.array_index
+    return lease.slurm_job == state.job_id
 
 
-def settle_crashes(
-    states: Iterable[JobState], workers_folder: Path, jugdir: str, records: RecordLog
-) -> list[TaskRecord]:
-    """Record the tasks that crashed with the jobs in ``states`` and free their locks; return the records.
+def settle_crashes(states: Iterable[JobState], leases: LeaseStore, records: RecordLog) -> list[TaskRecord]:
+    """Free the locks of the workers of crashed array tasks and record their tasks; return the records.
 
     Parameters
     ----------
     states : iterable of JobState
         Job states just read; only finished, crashed array tasks are looked at.
-    workers_folder : Path
-        The folder of the notebook's worker heartbeats (``.jugnb/workers/<module>``).
-    jugdir : str
-        The jugdir the workers used.
+    leases : LeaseStore
+        The jugdir's leases.
     records : RecordLog
-        Where the crashed records go.
+        The jugdir's task records (read to skip tasks already recorded, written with the crashes).
     """
     crashed = [s for s in states if s.finished and s.crashed]
-    if not crashed or not workers_folder.is_dir():
+    if not crashed:
         return []
+    latest = records.latest_by_hash()
     written = []
-    for path in sorted(workers_folder.glob("cli-*.hb")):
-        beat = read_heartbeat(path)
-        if not beat or beat.get("state") != "running" or not beat.get("hash"):
-            continue
-        state = next((s for s in crashed if _matches(beat, s)), None)
+    for lease in [*leases.read_all(), *leases.read_lost()]:
+        state = next((s for s in crashed if _matches(lease, s)), None)
         if state is None:
             continue
-        record = _crash_record(beat, state)
+        if lease.lost_at is None:
+            if _alive_here(lease) or not _claim_ended(leases, lease):
+                continue  # still stopping, or another poller settles it
+        if lease.task_hash is None or lease.task_since is None:
+            continue
+        previous = latest.get(lease.task_hash)
+        if previous is not None and previous.start >= lease.task_since:
+            continue  # recorded already (crashed by an earlier look, or run again since)
+        record = _crash_record(lease, state)
         records.append(record)
-        _release_lock(jugdir, record)
-        path.write_text(json.dumps({**beat, "state": "crashed", "updated": time.time()}), encoding="utf-8")
+        latest[lease.task_hash] = record
         written.append(record)
+    written += _interrupted_by_jobs(crashed, latest, records)
     return written
 
 
-def _crash_record(beat: dict[str, Any], state: JobState) -> TaskRecord:
+def _interrupted_by_jobs(
+    crashed: list[JobState], latest: dict[str, TaskRecord], records: RecordLog
+) -> list[TaskRecord]:
+    """Crash records for tasks whose worker recorded them interrupted as its job ended (SIGTERM)."""
+    labels = {(f"{s.job_id}_{s.array_index}" if s.array_index else s.job_id): s for s in crashed}
+    written = []
+    for record in list(latest.values()):
+        state = labels.get(record.job or "")
+        if state is None or record.status not in ("interrupted", "killed"):
+            continue
+        crash = dataclasses.replace(
+            _crash_record(None, state, record), start=record.start, end=max(time.time(), record.end or 0)
+        )
+        records.append(crash)
+        latest[crash.hash] = crash
+        written.append(crash)
+    return written
+
+
+def _claim_ended(leases: LeaseStore, lease: Lease) -> bool:
+    """Claim the lease of a worker whose job ended and release its locks now; whether this call did."""
+    from ..backends.redis_leases import RedisLeases
+
+    if isinstance(leases, RedisLeases):
+        # Its TTL key would keep it "live" for up to lease_timeout; the batch system says it is not.
+        leases.client.delete(f"jugnb:lease:{lease.worker}")
+    return leases.claim_and_release(lease) is not None
+
+
+def _alive_here(lease: Lease) -> bool:
+    """Whether the lease's process still runs on this host (a job's processes get KillWait to stop)."""
+    return lease.host == socket.gethostname() and process_alive(lease.pid, created_before=lease.started)
+
+
+def _crash_record(lease: Lease | None, state: JobState, record: TaskRecord | None = None) -> TaskRecord:
+    """Return the crashed record of the task that ``lease`` (or the interrupted ``record``) names."""
     now = time.time()
-    since = float(beat.get("since") or now)
     label = f"{state.job_id}_{state.array_index}" if state.array_index else state.job_id
-    node = state.node or beat.get("slurm_node") or beat.get("host") or "?"
+    if lease is not None:
+        name, task_hash, since = str(lease.task or lease.task_hash), str(lease.task_hash), lease.task_since
+        worker, host, pid = lease.worker, lease.host, lease.pid
+    else:
+        assert record is not None  # noqa: S101 - one of the two is given
+        name, task_hash, since = record.name, record.hash, record.start
+        worker, host, pid = record.worker, record.host, record.pid
+    since = float(since or now)
+    node = state.node or host
     why = _WHY.get(state.state, f"ended {state.state}")
     return TaskRecord(
-        name=str(beat.get("task")),
-        hash=str(beat["hash"]),
+        name=name,
+        hash=task_hash,
         status="crashed",
         start=since,
         end=now,
         duration=now - since,
-        worker=str(beat.get("worker", "?")),
-        host=str(beat.get("host") or node),
-        pid=int(beat.get("pid") or 0),
+        worker=worker,
+        host=host,
+        pid=pid,
         exc_type=state.state,
         exc_message=f"SLURM job {label} on {node} {why} while running this task ({state.state}).",
-        jugfile=beat.get("jugfile"),
+        job=label,
     )
-
-
-def _release_lock(jugdir: str, record: TaskRecord) -> bool:
-    """Remove the record's task lock if it still names the crashed worker (file stores only)."""
-    folder = file_store_folder(jugdir)
-    if folder is None:
-        return False
-    path = folder / "locks" / f"{record.hash}.lock"
-    lock = read_lock(path)
-    if lock is None or lock.failed or lock.pid != record.pid or lock.host != record.host:
-        return False
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True

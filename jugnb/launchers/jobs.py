@@ -22,8 +22,8 @@ from typing import Any
 from traitlets import Float, Instance
 from traitlets.config import LoggingConfigurable
 
+from ..backends.leases import LeaseStore
 from ..notebook.jugfile import atomic_write
-from ..notebook.project import STATE_DIR_NAME
 from ..workers.records import RecordLog, TaskRecord, companion_folder
 from .base import JobState, Launcher
 from .crashes import settle_crashes
@@ -136,6 +136,7 @@ class JobRow:
     entry: JobEntry
     state: JobState
     log_tail: str
+    workers: tuple[str, ...] = ()  # one line per live lease of this array task (host, pid, what it does)
 
     @property
     def label(self) -> str:
@@ -173,6 +174,7 @@ class JobWatcher(LoggingConfigurable):
         self._last = 0.0
         self._rows: list[JobRow] = []
         self._records: RecordLog | None = None
+        self._leases: LeaseStore | None = None
         #: Crashed task records written by this watcher (see :mod:`jugnb.launchers.crashes`), oldest first.
         self.crashes: list[TaskRecord] = []
 
@@ -201,11 +203,17 @@ class JobWatcher(LoggingConfigurable):
             return []
         states = self.launcher.poll(list(entries))
         self._settle(entries, states)
+        leases = self._lease_store().read_all()
         rows = []
         for state in states:
             entry = entries[state.job_id]
             tail = log_tail(entry.log_path(state.array_index)) if state.array_index.isdigit() else ""
-            rows.append(JobRow(entry, state, tail))
+            workers = tuple(
+                f"{lease.host}:{lease.pid} {lease.describe()}"
+                for lease in leases
+                if (lease.slurm_array_job, lease.slurm_array_task) == (state.job_id, state.array_index)
+            )
+            rows.append(JobRow(entry, state, tail, workers))
         return sorted(rows, key=lambda r: (r.entry.submitted, _index_key(r.state.array_index)))
 
     def take_crashes(self) -> list[TaskRecord]:
@@ -220,10 +228,12 @@ class JobWatcher(LoggingConfigurable):
             return
         if self._records is None:
             self._records = RecordLog.for_jugdir(self.book.jugdir, self.book.store)
-        for entry in entries.values():
-            folder = Path(entry.notebook).parent / STATE_DIR_NAME / "workers" / entry.module
-            mine = [s for s in states if s.job_id == entry.job_id]
-            self.crashes += settle_crashes(mine, folder, self.book.jugdir, self._records)
+        self.crashes += settle_crashes(states, self._lease_store(), self._records)
+
+    def _lease_store(self) -> LeaseStore:
+        if self._leases is None:
+            self._leases = LeaseStore.for_jugdir(self.book.jugdir, self.book.store)
+        return self._leases
 
 
 def _index_key(index: str) -> int:
@@ -245,15 +255,17 @@ def jobs_text(rows: Sequence[JobRow]) -> str:
     """Return a plain-text table of ``rows`` (job, state with pending reason, node, elapsed, log tail)."""
     if not rows:
         return "No jobs submitted for this jugdir."
-    table = [("job", "state", "node", "elapsed", "log")]
+    table = [("job", "state", "node", "elapsed", "workers", "log")]
     for row in rows:
         state = row.state.state + (f" ({row.state.reason})" if row.state.reason else "")
         elapsed = time.strftime("%H:%M:%S", time.gmtime(row.state.elapsed))
-        table.append((row.label, state, row.state.node or "-", elapsed, row.log_tail[:60]))
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in table
-    ).rstrip()
+        table.append(
+            (row.label, state, row.state.node or "-", elapsed, str(len(row.workers)), row.log_tail[:60])
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5] for r in table]
+    lines += [f"  {row.label}: {worker}" for row in rows for worker in row.workers]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def jobs_html(rows: Sequence[JobRow]) -> str:
@@ -262,11 +274,11 @@ def jobs_html(rows: Sequence[JobRow]) -> str:
 
     if not rows:
         return "<i>No jobs submitted for this jugdir.</i>"
-    head = "".join(f"<th>{c}</th>" for c in ("job", "state", "node", "elapsed", "log"))
+    head = "".join(f"<th>{c}</th>" for c in ("job", "state", "node", "elapsed", "workers", "log"))
     body = []
     for row in rows:
         state = row.state.state + (f" ({row.state.reason})" if row.state.reason else "")
         elapsed = time.strftime("%H:%M:%S", time.gmtime(row.state.elapsed))
-        cells = (row.label, state, row.state.node or "-", elapsed, row.log_tail[:80])
+        cells = (row.label, state, row.state.node or "-", elapsed, "\n".join(row.workers), row.log_tail[:80])
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table class='jugnb-jobs'><tr>{head}</tr>{''.join(body)}</table>"

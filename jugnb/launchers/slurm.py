@@ -49,7 +49,7 @@ DEFAULT_TEMPLATE = """\
 {{sbatch_options}}
 # Written by jugnb submit. Each array task runs jugnb's workers on {{notebook}}'s jugdir;
 # jug's locks make every task run once, whichever array task gets to it first.
-set -uo pipefail
+set -euo pipefail
 {{activate}}
 cd {{workdir}}
 echo "jugnb: array task ${SLURM_ARRAY_TASK_ID:-?} of job ${SLURM_ARRAY_JOB_ID:-?} on $(hostname)"
@@ -86,21 +86,13 @@ def activation_lines(prefix: str = sys.prefix, base_prefix: str = sys.base_prefi
 
 
 def run_lines(python: str, argv: Sequence[str]) -> str:
-    """Start ``$SLURM_CPUS_PER_TASK`` worker processes of ``python -m jugnb execute ARGV`` and wait for all.
+    """Return the command that runs ``python -m jugnb execute ARGV -j $SLURM_CPUS_PER_TASK`` (C workers).
 
-    Their exit code is the first non-zero one, so a failed worker shows as a FAILED array task.
+    ``exec`` makes it the array task's main process, so SLURM's signals (cancel, time limit) reach it, and
+    its exit code (non-zero when work it could have done is left) is the array task's.
     """
-    command = " ".join([shlex.quote(python), "-m", "jugnb", "execute", *(shlex.quote(a) for a in argv)])
-    return (
-        "pids=()\n"
-        'for _ in $(seq "${SLURM_CPUS_PER_TASK:-1}"); do\n'
-        f"    {command} &\n"
-        "    pids+=($!)\n"
-        "done\n"
-        "status=0\n"
-        'for pid in "${pids[@]}"; do wait "$pid" || status=$?; done\n'
-        'exit "$status"'
-    )
+    words = [shlex.quote(python), "-m", "jugnb", "execute", *(shlex.quote(a) for a in argv)]
+    return "exec " + " ".join([*words, "-j", '"${SLURM_CPUS_PER_TASK:-1}"'])
 
 
 class SlurmLauncher(Launcher):

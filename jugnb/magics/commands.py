@@ -17,10 +17,12 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from IPython.display import SVG, display
 
 from ..backends.spec import redact
+from ..errors import JugnbError
 from ..session import tasks as task_ops
 from ..session.loader import LoadedGraph
 from ..status.reader import StatusReader, StatusSnapshot
 from ..status.render import status_html, status_text
+from ..workers.cleanupguard import removal_lines
 from ..workers.records import RecordLog, TaskRecord
 from .views import Rendered, preformatted
 
@@ -274,12 +276,14 @@ class CleanupCommand(Command):
             const="keep-locks",
             help="Remove unused results only, keep every lock.",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only list what would be removed (task names, counts)."
+        )
         parser.add_argument(
             "--force",
             action="store_true",
             help="Clean up even though the jugfile stopped at a barrier (deletes valid results "
-            "of tasks after it).",
+            "of tasks after it), or jugnb workers run on the jugdir (locks they hold are kept anyway).",
         )
 
     def run(self, magics: Any, args: Any) -> None:
@@ -293,13 +297,14 @@ class CleanupCommand(Command):
                 "the tasks it waits for first, or use --locks-only / --failed-only, or --force."
             )
             raise UsageError(msg)
-        removal = task_ops.cleanup(graph.store, graph.tasks, mode=mode, dry_run=args.dry_run)
-        verb = "Would remove" if args.dry_run else "Removed"
-        unused = removal.results.get("(unused results)")
-        if unused is not None:
-            print(f"{verb} {unused} unused results.")
-        if mode != "keep-locks":
-            print(f"{verb} {removal.locks} {'failed-task ' if mode == 'failed-only' else ''}locks.")
+        try:
+            removal = task_ops.cleanup(
+                graph.store, graph.tasks, mode=mode, dry_run=args.dry_run, jugdir=graph.jugdir.spec,
+                force=args.force,
+            )  # fmt: skip
+        except JugnbError as err:
+            raise UsageError(str(err)) from None
+        print("\n".join(removal_lines(removal, mode)))
 
 
 class CountCommand(Command):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.spec import save_dict_store
@@ -80,11 +80,17 @@ class Removal:
         Locks removed.
     dry_run : bool
         Whether nothing was actually removed.
+    lock_names : Counter
+        Locks removed per task name (``(not in this jugfile)`` for others).
+    kept : int
+        Locks kept because a jugnb worker with a live lease holds them.
     """
 
     results: Counter[str]
     locks: int = 0
     dry_run: bool = False
+    lock_names: Counter[str] = field(default_factory=Counter)
+    kept: int = 0
 
     @property
     def total(self) -> int:
@@ -122,8 +128,16 @@ def invalidate(
     return Removal(counts, dry_run=dry_run)
 
 
-def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: bool = False) -> Removal:
-    """Jug's cleanup: remove results no task of the graph uses, and/or locks.
+def cleanup(
+    store: Any,
+    tasks: Sequence[Any],
+    *,
+    mode: str = "all",
+    dry_run: bool = False,
+    jugdir: str | None = None,
+    force: bool = False,
+) -> Removal:
+    """Jug's cleanup, safe while jugnb workers run: remove unused results and/or locks.
 
     Parameters
     ----------
@@ -132,25 +146,37 @@ def cleanup(store: Any, tasks: Sequence[Any], *, mode: str = "all", dry_run: boo
         ``"locks-only"`` or ``"failed-only"`` (locks of failed tasks only).
     dry_run : bool
         Count only.
+    jugdir : str, optional
+        The store's jugdir spec: its leases protect live workers (locks held under a live lease are kept,
+        results are not removed while a lease lives, unless ``force``) and removals are logged beside it.
+    force : bool
+        Remove results even while jugnb workers run.
 
     Raises
     ------
     JugnbError
-        For an unknown mode, or a dry run of unused results on a store that cannot list its results.
+        For an unknown mode, results to remove while workers run (without ``force``), or a dry run of
+        unused results on a store that cannot list its results.
     """
+    from ..workers.cleanupguard import CleanupGuard
+
     if mode not in ("all", "keep-locks", "locks-only", "failed-only"):
         raise JugnbError(f"unknown cleanup mode {mode!r}: use all, keep-locks, locks-only or failed-only.")
+    guard = CleanupGuard(jugdir, store) if jugdir is not None else None
     results: Counter[str] = Counter()
     if mode in ("all", "keep-locks"):
+        if guard is not None:
+            guard.check_results(force)
         results["(unused results)"] = _unused_results(store, tasks, dry_run)
-    locks = 0
-    if mode in ("all", "locks-only"):
-        locks = len(list(store.listlocks())) if dry_run else int(store.remove_locks())
-    elif mode == "failed-only":
-        locks = _remove_failed_locks(store, dry_run)
+    names: Counter[str] = Counter()
+    kept = 0
+    if mode != "keep-locks":
+        names, kept = _remove_locks(store, tasks, mode == "failed-only", dry_run, guard)
     if not dry_run:
         save_dict_store(store)
-    return Removal(results, locks, dry_run)
+        if guard is not None:
+            guard.log(results["(unused results)"], names, mode)
+    return Removal(results, sum(names.values()), dry_run, names, kept)
 
 
 def _unused_results(store: Any, tasks: Sequence[Any], dry_run: bool) -> int:
@@ -162,15 +188,25 @@ def _unused_results(store: Any, tasks: Sequence[Any], dry_run: bool) -> int:
     return sum(1 for name in store.list() if _as_text(name) not in used)
 
 
-def _remove_failed_locks(store: Any, dry_run: bool) -> int:
-    removed = 0
+def _remove_locks(
+    store: Any, tasks: Sequence[Any], failed_only: bool, dry_run: bool, guard: Any
+) -> tuple[Counter[str], int]:
+    """Remove locks (only failed ones with ``failed_only``), keeping those of live workers; count by name."""
+    by_hash = {_as_text(t.hash()): str(t.name) for t in tasks}
+    names: Counter[str] = Counter()
+    kept = 0
     for name in list(store.listlocks()):
         lock = store.getlock(name)
-        if lock.is_failed():
-            removed += 1
-            if not dry_run:
-                lock.release()
-    return removed
+        if failed_only and not lock.is_failed():
+            continue
+        key = _as_text(name)
+        if not failed_only and guard is not None and guard.held_live(key):
+            kept += 1
+            continue
+        names[by_hash.get(key, "(not in this jugfile)")] += 1
+        if not dry_run:
+            lock.release()
+    return names, kept
 
 
 def _as_text(name: Any) -> str:

@@ -120,6 +120,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, default=None, help="drain when this process is gone")
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
+    parser.add_argument(
+        "--lease-interval", type=float, default=None, help="seconds between lease renewals (jugrc, 10)"
+    )
+    parser.add_argument(
+        "--lease-timeout", type=float, default=None, help="seconds until a silent lease expires (default: 60)"
+    )
+    parser.add_argument("--summary-file", default=None, help="write the task counts here, not to stdout")
+    parser.add_argument("--pointer", default=None, help="pointer file (default <state-dir>/<module>.current)")
     parser.add_argument("execute_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.jugdir_stdin:

@@ -30,6 +30,7 @@ loop it reuses unchanged):
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -38,8 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..backends.leases import Lease, LeaseStore, configured_timing
 from ..backends.spec import open_store, redact
 from ..errors import JugnbError, StoreUnreachable
+from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
 from ..staleness.fingerprint import FingerprintStore
 from .env import (
     EXIT_STORE_LOST,
@@ -53,6 +56,7 @@ from .env import (
     watch_parent,
 )
 from .heartbeat import Heartbeat
+from .leasekeeper import LeaseKeeper
 from .locks import Holder, bump_redis_changes, change_token, holder
 from .recorder import TaskRecorder
 from .records import RecordLog
@@ -99,7 +103,7 @@ class Worker:
     def __init__(self, args: argparse.Namespace, control: Control) -> None:
         self.args = args
         self.control = control
-        self.pointer = Path(args.state_dir) / f"{args.module}.current"
+        self.pointer = Path(args.pointer or Path(args.state_dir) / f"{args.module}.current")
         self.snapshot = read_pointer(self.pointer)
         self._pointer_stat = stat_key(self.pointer)
         self.heartbeat = Heartbeat(
@@ -116,6 +120,34 @@ class Worker:
             fingerprint_store(args.jugdir, self.store),
         )
         self._scan_cost = 0.0
+        self.keeper = self._lease_keeper()
+        self.budget = _time_budget(self.recorder.records)
+
+    def _lease_keeper(self) -> LeaseKeeper | None:
+        """Make the keeper of this worker's lease (``None`` for a store without shared workers)."""
+        try:
+            leases = LeaseStore.for_jugdir(self.args.jugdir, self.store)
+        except JugnbError:
+            return None
+        interval, timeout = configured_timing(self.args.lease_interval, self.args.lease_timeout)
+        lease = Lease.new(self.args.worker_id, interval, timeout)
+        return LeaseKeeper(leases, lease, self._lease_state, self._lease_lost, _task_names)
+
+    def _lease_state(self) -> dict[str, Any]:
+        beat = self.heartbeat.state
+        state = "draining" if self.control.draining is not None else str(beat.get("state", "starting"))
+        running = state == "running" or beat.get("state") == "running"
+        return {
+            "state": state,
+            "task": beat.get("task") if running else None,
+            "task_hash": beat.get("hash") if running else None,
+            "task_since": beat.get("since") if running else None,
+            "done": self.recorder.nr_executed,
+            "failed": self.recorder.nr_failed,
+        }
+
+    def _lease_lost(self) -> None:
+        self.control.request_drain("this worker's lease expired; its locks were released")
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -143,7 +175,9 @@ class Worker:
 
         jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
         self.heartbeat.beat("starting", executed=0)
-        code, held = EXIT_FAILED, []
+        code, held, reloading = EXIT_FAILED, [], False
+        if self.keeper is not None:
+            self.keeper.start()
         try:
             # jug gets the open store; the string is for show only (and never holds the password).
             jugdir = redact(self.args.jugdir)
@@ -151,6 +185,7 @@ class Worker:
             self._register_hooks(options)
             code = self._execute(options)
         except Reload:
+            reloading = True
             self._exec_again()
         except Stop as stop:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
@@ -167,6 +202,9 @@ class Worker:
         finally:
             # ``held``: the locks this worker may have left behind, for the pool to release.
             self.heartbeat.beat("exited", code=code, **({"held": held} if held else {}))
+            if self.keeper is not None and not reloading:
+                # A lost store may keep our locks: leave the lease to expire, so survivors release them.
+                self.keeper.stop(remove=code != EXIT_STORE_LOST)
             self.store.close()
         return code
 
@@ -179,6 +217,9 @@ class Worker:
             exit_if_file_exists("__jug_please_stop_running.txt")
         register_hook("execute.task-pre-execute", self.check_control)
         register_hook("execute.task-pre-execute", self.recorder.pre_execute)
+        if self.keeper is not None:
+            register_hook("execute.task-pre-execute", self.keeper.owned)
+            register_hook("execute.task-executed1", self.keeper.disowned)
         register_hook("execute.task-executed1", self.recorder.executed1)
         register_hook("execute.task-executed1", self._announce_change)
         register_hook("execute.task-executed1", self.check_control)
@@ -209,9 +250,11 @@ class Worker:
                 break
             log.info("barrier passed: importing the jugfile again")
         jug_hook("execute.finished_pre_status")  # jugfiles may hang summaries on these, as in `jug execute`
-        print_task_summary_table(
-            options, [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
-        )
+        groups = [("Executed", self.recorder.executed), ("Loaded", self.recorder.loaded)]
+        if self.args.summary_file:  # `jugnb execute` prints one table for all its workers
+            Path(self.args.summary_file).write_text(json.dumps(groups), encoding="utf-8")
+        else:
+            print_task_summary_table(options, groups)
         jug_hook("execute.finished_post_status")
         return EXIT_FAILED if failures else 0
 
@@ -236,7 +279,7 @@ class Worker:
             self.check_control()
             token = change_token(self.args.jugdir, self.store)
             started, before = time.perf_counter(), self._nr_done()
-            mine = _unfinished(mine, state)
+            mine = self.budget.fitting(_unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine:
                 self.heartbeat.beat("idle")
                 failures = execution_loop(list(mine), options, state) or failures
@@ -330,6 +373,13 @@ class Worker:
         os.execv(sys.executable, [sys.executable, "-m", "jugnb.workers.loop", *self.args.argv])
 
 
+def _time_budget(records: RecordLog) -> TimeBudget:
+    """Return the budget of tasks that fit before this SLURM job's time limit (all of them outside SLURM)."""
+    deadline = job_deadline()
+    durations = typical_durations(records.latest_by_hash().values()) if deadline is not None else {}
+    return TimeBudget(deadline, durations)
+
+
 def _unfinished(tasks: list[Any], state: Any) -> list[Any]:
     """Tasks without a result that this process has not given up on (``state.failed``)."""
     return [t for t in tasks if t.hash() not in state.failed and not t.can_load()]
@@ -346,6 +396,16 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
                 out.append(dep)
                 stack.append(dep)
     return out
+
+
+def _task_names(task_hash: str) -> str:
+    """Return the name of the task of this jugfile with ``task_hash`` (its first 12 digits when unknown)."""
+    from jug import task
+
+    for t in list(task.alltasks):
+        if t.hash().decode("ascii") == task_hash:
+            return str(t.name)
+    return task_hash[:12]
 
 
 def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:

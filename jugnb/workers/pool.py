@@ -45,7 +45,7 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..backends.spec import redact
+from ..backends.spec import child_environment, redact, with_env_password
 from ..errors import StoreError, WorkerError
 from ..notebook.jugfile import atomic_write
 from .process import (
@@ -94,6 +94,18 @@ class WorkerPool(LoggingConfigurable):
         60.0,
         help="Seconds a worker keeps retrying an unreachable redis server (a restart is ridden out) before "
         "it stops, keeping what is stored.",
+    ).tag(config=True)
+    lease_interval = Float(
+        None,
+        allow_none=True,
+        help="Seconds between a worker's lease renewals in the jugdir (None: jugrc [jugnb] lease_interval, "
+        "else 10).",
+    ).tag(config=True)
+    lease_timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds after which a worker that stopped renewing its lease counts as lost, and any live "
+        "worker releases its locks (None: jugrc [jugnb] lease_timeout, else 60).",
     ).tag(config=True)
     max_replacements = Int(4, help="At most this many replacement workers per pool.").tag(config=True)
     log_tail_lines = Int(20, help="Lines of a worker's log shown when it exits non-zero.").tag(config=True)
@@ -215,13 +227,13 @@ class WorkerPool(LoggingConfigurable):
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: signals reach the worker and its children only
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=child_environment(PYTHONUNBUFFERED="1"),
             )
         # The jugdir goes through a pipe, not argv nor the environment: a redis URL may hold a password,
         # every local user can read a command line, and the user's processes each other's environment.
         if popen.stdin is not None:  # always: stdin=PIPE
             with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
-                popen.stdin.write(self.jugdir.encode("utf-8") + b"\n")
+                popen.stdin.write(with_env_password(self.jugdir).encode("utf-8") + b"\n")
         proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
         self._procs.append(proc)
         self._emit(PoolEvent(time.time(), "started", worker_id, proc.pid, f"worker {worker_id} started"))
@@ -255,6 +267,10 @@ class WorkerPool(LoggingConfigurable):
             f"--store-retry={self.store_retry}",
             "--jugdir-stdin",
         ]
+        if self.lease_interval is not None:
+            options.append(f"--lease-interval={self.lease_interval}")
+        if self.lease_timeout is not None:
+            options.append(f"--lease-timeout={self.lease_timeout}")
         if not self.detach:
             options.append(f"--parent-pid={os.getpid()}")
         return [*options, "--", *self.execute_args]

@@ -76,6 +76,8 @@ class TaskRecord:
         Path of the jugfile snapshot the worker ran (content-addressed: it names the code version).
     fingerprint : str or None
         Fingerprint of the task function's code (filled in by code-change tracking; ``None`` if unknown).
+    job : str or None
+        The SLURM job of the worker: ``<array job>_<array task>``, or the job id; ``None`` outside SLURM.
     """
 
     name: str
@@ -93,6 +95,7 @@ class TaskRecord:
     output_tail: str | None = None
     jugfile: str | None = None
     fingerprint: str | None = None
+    job: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -117,6 +120,15 @@ class TaskRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TaskRecord))
+
+
+def slurm_job_label(environ: dict[str, str] | os._Environ[str] | None = None) -> str | None:
+    """Return this process's SLURM job as records name it (``1234_3`` in an array, else ``1234``)."""
+    env = os.environ if environ is None else environ
+    array, index = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    if array and index:
+        return f"{array}_{index}"
+    return env.get("SLURM_JOB_ID") or None
 
 
 class RecordLog(ABC):

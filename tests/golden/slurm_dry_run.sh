@@ -10,15 +10,8 @@
 #SBATCH --qos=normal
 # Written by jugnb submit. Each array task runs jugnb's workers on work.ipynb's jugdir;
 # jug's locks make every task run once, whichever array task gets to it first.
-set -uo pipefail
+set -euo pipefail
 source <ENV>/bin/activate
 cd <PROJECT>
 echo "jugnb: array task ${SLURM_ARRAY_TASK_ID:-?} of job ${SLURM_ARRAY_JOB_ID:-?} on $(hostname)"
-pids=()
-for _ in $(seq "${SLURM_CPUS_PER_TASK:-1}"); do
-    <PYTHON> -m jugnb execute work.ipynb --module work --jugdir <PROJECT>/work.jugdata &
-    pids+=($!)
-done
-status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-exit "$status"
+exec <PYTHON> -m jugnb execute work.ipynb --module work --jugdir <PROJECT>/work.jugdata -j "${SLURM_CPUS_PER_TASK:-1}"

@@ -1,0 +1,99 @@
+"""Leases of a file store: ``<jugdir>.jugnb/leases/<worker>.json`` (see :mod:`jugnb.backends.leases`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .leases import _SLACK, _UNSAFE, Lease, LeaseStore
+
+
+class FileLeases(LeaseStore):
+    """Leases of a file store: ``<jugdir>.jugnb/leases/<worker>.json`` (see the module docstring)."""
+
+    def __init__(self, folder: Path, store_folder: str) -> None:
+        self.folder = folder
+        self.locks = Path(store_folder) / "locks"
+
+    def _path(self, worker: str, lost: bool = False) -> Path:
+        name = _UNSAFE.sub("_", worker) + ".json"
+        return self.folder / "lost" / name if lost else self.folder / name
+
+    def write(self, lease: Lease) -> None:
+        """Register or renew ``lease``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self._path(lease.worker)
+        temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        temporary.write_text(lease.to_json() + "\n", encoding="utf-8")
+        os.replace(temporary, final)  # a reader sees the old lease or the new one, never a mix
+
+    def remove(self, worker: str) -> None:
+        """Drop the lease of a worker that exits cleanly."""
+        self._path(worker).unlink(missing_ok=True)
+
+    def _read(self, folder: Path) -> list[Lease]:
+        leases = []
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.endswith(".json") and not entry.name.startswith("."):
+                try:
+                    lease = Lease.from_json(Path(entry.path).read_bytes())
+                except FileNotFoundError:
+                    continue
+                if lease is not None:
+                    leases.append(lease)
+        return leases
+
+    def read_all(self) -> list[Lease]:
+        """Every registered lease, live or expired."""
+        return self._read(self.folder)
+
+    def read_lost(self) -> list[Lease]:
+        """Leases found expired."""
+        return self._read(self.folder / "lost")
+
+    def is_lost(self, worker: str) -> bool:
+        """Whether ``worker`` was declared lost."""
+        return self._path(worker, lost=True).exists()
+
+    def _claim(self, lease: Lease) -> bool:
+        (self.folder / "lost").mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(self._path(lease.worker), self._path(lease.worker, lost=True))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _record_lost(self, lease: Lease) -> None:
+        path = self._path(lease.worker, lost=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(lease.to_json() + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+
+    def release_locks(self, lease: Lease) -> list[str]:
+        """Delete the locks the lease's worker held; return their hashes."""
+        released: list[str] = []
+        # Written while the lost worker lived: a later process of that host reusing the pid is spared.
+        newest = lease.renewed + lease.interval + _SLACK
+        owner = f"PID {lease.pid} on HOSTNAME {lease.host}".encode()
+        try:
+            entries = list(os.scandir(self.locks))
+        except FileNotFoundError:
+            return released
+        for entry in entries:
+            try:
+                with open(entry.path, "rb") as handle:  # jug's lock file: "PID <pid> on HOSTNAME <host>"
+                    mine = handle.read(256).split(b"\n")[0].rstrip() == owner
+                    mtime = os.fstat(handle.fileno()).st_mtime  # 1.0: a failed mark (--keep-failed)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            if mine and mtime > 1.0 and lease.started - _SLACK <= mtime <= newest:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                released.append(entry.name[: -len(".lock")])
+        return released
