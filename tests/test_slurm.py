@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, _command, wait_until, write_notebook
+from conftest import TIMEOUT, _command, process_exists, wait_until, write_notebook
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -337,6 +337,7 @@ def test_killed_worker_of_a_failed_node_releases_its_lock(
         worker.wait(TIMEOUT)
     (lease,) = leases.read_all()
     assert (lease.slurm_array_job, lease.slurm_array_task, lease.task) == ("777", "0", "work.slow")
+    wait_until(lambda: not process_exists(lease.pid), TIMEOUT, "the SIGKILLed worker to be gone")
     records = RecordLog.for_jugdir(jugdir)
     states = [JobState("777", "0", "NODE_FAIL", node="node7"), JobState("777", "1", "COMPLETED")]
     started = time.monotonic()
@@ -431,3 +432,38 @@ def test_worker_starts_no_task_its_time_limit_would_cut_off(
     assert "not starting work.slow: it takes about 300 s" in log.read_text(), log.read_text()
     status = jugnb("status", "work.ipynb", cwd=folder)
     assert re.search(r"\b0\s+0\s+2\s+0\s+0\s+work\.slow", status.stdout), status.stdout  # 2 ready, none run
+
+
+def test_sacct_reads_finished_jobs_where_accounting_runs(tmp_path: Path) -> None:
+    """SLURM accounting (slurmdbd and its database) cannot run here: sacct and squeue are stand-ins."""
+    from jugnb.launchers.base import JobState
+    from jugnb.launchers.slurm import SlurmLauncher
+
+    calls = tmp_path / "calls"
+    squeue = tmp_path / "squeue"
+    squeue.write_text(
+        f'#!/bin/sh\necho "squeue $*" >> {calls}\necho "Invalid job id specified" >&2\nexit 1\n'
+    )
+    sacct = tmp_path / "sacct"
+    output = "41_0|COMPLETED|node3|75\\n41_1|CANCELLED by 0|node4|12\\n41_[2-3]|PENDING|None assigned|0\\n"
+    sacct.write_text(f'#!/bin/sh\necho "sacct $*" >> {calls}\nprintf "{output}"\n')
+    for stub in (squeue, sacct):
+        stub.chmod(0o755)
+    launcher = SlurmLauncher(squeue=str(squeue), sacct=str(sacct), use_sacct=True)
+    assert launcher.poll(["41", "42"]) == [
+        JobState("41", "0", "COMPLETED", "", "node3", 75.0),
+        JobState("41", "1", "CANCELLED", "", "node4", 12.0),
+        JobState("41", "[2-3]", "PENDING", "", "", 0.0),
+        JobState("42", "", "UNKNOWN"),
+    ]
+    assert calls.read_text().splitlines() == [  # one batched call of each
+        "squeue -h -r -j 41,42 -o %F|%K|%T|%r|%N|%M",
+        "sacct -n -P -X -j 41,42 -o JobID,State,NodeList,ElapsedRaw",
+    ]
+
+
+def test_without_accounting_scontrol_reads_finished_jobs(slurm: Any) -> None:
+    from jugnb.launchers.slurm import SlurmLauncher
+
+    launcher = SlurmLauncher()
+    assert launcher._accounting() is False  # the one-node cluster has no accounting: scontrol answers

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from .base import JobRequest, JobState, Launcher, LauncherError
 
@@ -113,6 +113,15 @@ class SlurmLauncher(Launcher):
     squeue = Unicode("squeue", help="The squeue command.").tag(config=True)
     scontrol = Unicode("scontrol", help="The scontrol command.").tag(config=True)
     scancel = Unicode("scancel", help="The scancel command.").tag(config=True)
+    sacct = Unicode("sacct", help="The sacct command (jobs that left the queue, where accounting runs).").tag(
+        config=True
+    )
+    use_sacct = Bool(
+        None,
+        allow_none=True,
+        help="Read jobs that left the queue with sacct (True) or scontrol (False). None: sacct when "
+        "`scontrol show config` says accounting is on.",
+    ).tag(config=True)
 
     @default("template_file")
     def _jugrc_template_file(self) -> str:
@@ -215,8 +224,33 @@ class SlurmLauncher(Launcher):
         rows = self._squeue(job_ids)
         missing = [j for j in job_ids if not any(r.job_id == j for r in rows)]
         if missing:
-            rows += self._scontrol(missing)
+            rows += self._sacct(missing) if self._accounting() else self._scontrol(missing)
         return rows
+
+    def _accounting(self) -> bool:
+        """Whether sacct can answer: ``use_sacct``, else asked once from ``scontrol show config``."""
+        if self.use_sacct is None:
+            out = self._run([*shlex.split(self.scontrol), "show", "config"], "reading SLURM's configuration")
+            storage = re.search(r"^AccountingStorageType\s*=\s*(\S+)", out, re.MULTILINE)
+            self.use_sacct = storage is not None and storage[1] != "accounting_storage/none"
+        return bool(self.use_sacct)
+
+    def _sacct(self, job_ids: Sequence[str]) -> list[JobState]:
+        argv = [*shlex.split(self.sacct), "-n", "-P", "-X", "-j", ",".join(job_ids)]
+        out = self._run([*argv, "-o", "JobID,State,NodeList,ElapsedRaw"], "reading finished jobs")
+        rows = []
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) != 4:
+                continue
+            ident, state, node, elapsed = parts
+            job, _, index = ident.partition("_")
+            state = state.split()[0] if state.strip() else "UNKNOWN"  # "CANCELLED by 0"
+            node = "" if state == "PENDING" or node.startswith("None") else node
+            seconds = float(elapsed) if elapsed.isdigit() else 0.0
+            rows.append(JobState(job, index, state, "", node, seconds))
+        found = {r.job_id for r in rows}
+        return rows + [JobState(j, "", "UNKNOWN") for j in job_ids if j not in found]
 
     def _squeue(self, job_ids: Sequence[str]) -> list[JobState]:
         argv = [*shlex.split(self.squeue), "-h", "-r", "-j", ",".join(job_ids), "-o", "%F|%K|%T|%r|%N|%M"]
