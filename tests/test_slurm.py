@@ -240,7 +240,12 @@ def test_time_limit_records_the_task_as_crashed(
         lambda: _states(jugnb, notebook.parent).get(f"{job}_0") == "TIMEOUT", 200, f"job {job} to time out"
     )
     assert time.monotonic() - started > 50  # SLURM's limit is one minute: not an early failure
-    # The first look at the ended job recorded its task as crashed (the look that saw TIMEOUT).
+    # A look after the job's processes are gone (SLURM gives them KillWait to stop) records the crash.
+    wait_until(
+        lambda: "crashed: SLURM job" in jugnb("jobs", "work.ipynb", cwd=notebook.parent).stdout,
+        TIMEOUT,
+        "the task to be recorded as crashed",
+    )
     ip = notebook_shell("work")
     ip.run_cell(slow, cell_id="g")
     text = ip.run_line_magic("jug", "why slow").text
