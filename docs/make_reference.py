@@ -6,7 +6,7 @@
     python docs/make_reference.py --check   # exit 1 (and say what to run) if docs/reference.md is out of date
 
 Every table comes from the objects that parse the input: the magics' ``magic_arguments`` parsers, the
-``%jug`` subcommand registry (``jugnb.magics.commands``), the ``jugnb`` command's own parsers, jug's parser
+``%jug`` subcommand registry (``jugnb.magics.command``), the ``jugnb`` command's own parsers, jug's parser
 for the jug subcommands that ``jugnb`` passes through, and the ``config=True`` traits of every traitlets
 ``Configurable`` class that jugnb defines. ``tests/test_docs.py`` renders it again and fails when the file
 differs. Options are rendered from the parsers' actions, not from ``format_help()``, whose line wrapping
@@ -244,9 +244,9 @@ def render_magics() -> list[str]:
 
 def render_subcommands() -> list[str]:
     """Render the ``%jug`` subcommands section: a summary table, then each subcommand's options."""
-    from jugnb.magics import commands
+    from jugnb.magics.command import _COMMANDS
 
-    registry = dict(sorted(commands._COMMANDS.items()))
+    registry = dict(sorted(_COMMANDS.items()))
     out = ["## `%jug` subcommands", "", "| subcommand | what it does |", "|---|---|"]
     out += [
         f"| [`%jug {name}`](#jug-{name}) | {_clean(command.help)} |" for name, command in registry.items()

@@ -48,7 +48,7 @@ def magics(nb: Transcript) -> Any:
 
 
 def totals(nb: Transcript) -> Any:
-    from jugnb.magics.commands import status_snapshot
+    from jugnb.magics.command import status_snapshot
 
     magics(nb)._status_reader = None
     return status_snapshot(magics(nb)).total

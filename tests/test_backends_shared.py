@@ -27,7 +27,7 @@ from backendutil import (
 from conftest import BIN, TIMEOUT, wait_until, write_notebook
 from kernelutil import Kernel
 
-from jugnb.workers.records import RecordLog
+from jugnb.status.records import RecordLog
 
 N = 24
 SLEEP = 0.15

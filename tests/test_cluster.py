@@ -100,15 +100,22 @@ def jugnb_execute(extra: list[str] | None = None, jobs: int = 2) -> list[str]:
     return ["jugnb", "execute", "graph.ipynb", "-j", str(jobs), "--will-cite", *(extra or [])]
 
 
-def test_kill_9_of_one_host_completes_unattended(cluster: tuple[Path, dict[str, str]]) -> None:
+def test_kill_9_of_one_host_completes_unattended(
+    cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     project, env = cluster
     env = {**env, "L12_N": "30"}
     with hosts("hostA", "hostB") as h:
         h["hostA"].start(jugnb_execute(), cwd=project, env=env, log=project / "A.log")
         b = h["hostB"].start(jugnb_execute(), cwd=project, env=env, log=project / "B.log")
         wait_until(lambda: started_on(project, "hostA") >= 4, TIMEOUT, "host A to run tasks")
+        shown = run("jugnb", "workers", "graph.ipynb", cwd=project).stdout
         h["hostA"].kill()
         assert b.wait(timeout=TIMEOUT) == 0, (project / "B.log").read_text()
+    # Every worker of every host, from the leases.
+    assert shown.count(" on hostA: ") == 2 and shown.count(" on hostB: ") == 2, shown
+    after = run("jugnb", "workers", "graph.ipynb", cwd=project).stdout
+    assert after.count(" on hostA: lost ") == 2 and " on hostB" not in after, after
     out = (project / "B.log").read_text()
     assert "30 of 30 tasks done." in out
     assert "worker hostA-" in out and " on hostA lost at " in out
@@ -163,6 +170,9 @@ def test_a_plain_jug_lock_has_no_lease_and_is_never_released(
     assert f"held by jug, pid {pid} on hostC, no lease (locked " in out
     assert lock.exists()
     assert started_on(project, "hostB") == 0
+    status = run("jugnb", "status", "graph.ipynb", cwd=project).stdout
+    assert "1 active tasks are locked by processes without a lease (plain jug):" in status, status
+    assert f"  graph.work: held by jug, pid {pid} on hostC, no lease (locked " in status
 
 
 def test_redis_over_a_private_network_recovers_a_killed_host(
@@ -196,7 +206,7 @@ def test_a_cleanup_during_a_run_runs_no_task_twice(
     cluster: tuple[Path, dict[str, str]], run: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:
     project, env = cluster
-    env = {**env, "L12_N": "30"}
+    env = {**env, "L12_N": "40", "L12_SLEEP": "0.5"}  # 5 s: the cleanups run while tasks are locked
     with hosts("hostA", "hostB") as h:
         procs = [
             h[name].start(jugnb_execute(), cwd=project, env=env, log=project / f"{name}.log")
@@ -213,7 +223,7 @@ def test_a_cleanup_during_a_run_runs_no_task_twice(
     assert "Removed 0 locks\n" in locks_only.stdout, locks_only.stdout
     assert codes == [0, 0]
     starts = Counter(x for kind, x, _, _ in effects(project) if kind == "start")
-    assert starts == Counter(range(30))
+    assert starts == Counter(range(40))
     log = (project / "graph.jugdata.jugnb" / "cleanup.log").read_text()
     assert "cleanup locks-only by pid" in log and ": 0 results, 0 locks" in log
 

@@ -27,7 +27,7 @@ from IPython.core import magics as ipython_magics
 from IPython.core.magic import Magics
 
 from jugnb.cli import app as cli
-from jugnb.magics import JugMagics, commands
+from jugnb.magics import JugMagics, command
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -128,7 +128,7 @@ def test_reference_is_generated_from_the_code() -> None:
 def test_reference_lists_every_option_of_every_magic_and_subcommand() -> None:
     reference = REFERENCE.read_text(encoding="utf-8")
     parsers = {"%%jugfile": JugMagics.jugfile.parser, "%jug": JugMagics.jug.parser}
-    parsers |= {f"%jug {name}": command.parser() for name, command in commands._COMMANDS.items()}
+    parsers |= {f"%jug {name}": command.parser() for name, command in command._COMMANDS.items()}
     parsers |= {f"jugnb {name}": make_reference.cli_parser(name) for name in cli.OWN_COMMANDS}
     parsers |= {f"jugnb {name}": parser for name, parser in make_reference.jug_subparsers().items()}
     missing = []
@@ -159,7 +159,7 @@ def test_guide_names_every_magic_and_subcommand() -> None:
     names = [f"%%{name}" for name in JugMagics.magics["cell"]] + [
         f"%{name}" for name in JugMagics.magics["line"]
     ]
-    names += [f"%jug {name}" for name in commands._COMMANDS]
+    names += [f"%jug {name}" for name in command._COMMANDS]
     missing = [name for name in names if not re.search(rf"{re.escape(name)}(?![\w-])", guide)]
     assert not missing, f"docs/guide.md does not mention {missing}"
 
@@ -194,12 +194,12 @@ def test_jug_magic_commands_exist(document: str) -> None:
     bad = []
     for fragment in code_fragments(DOCUMENTS[document]):
         for name, options in commands_in(fragment, "%jug"):
-            if name not in commands._COMMANDS:
+            if name not in command._COMMANDS:
                 bad.append(
-                    f"`%jug {name}`: no such subcommand (known: {', '.join(sorted(commands._COMMANDS))})"
+                    f"`%jug {name}`: no such subcommand (known: {', '.join(sorted(command._COMMANDS))})"
                 )
                 continue
-            known = option_strings(commands._COMMANDS[name].parser()) | {"-h", "--help"}
+            known = option_strings(command._COMMANDS[name].parser()) | {"-h", "--help"}
             bad += [f"`%jug {name} {option}`: no such option" for option in options if option not in known]
         for arguments in re.findall(r"%%jugfile\b([^`#\n]*)", fragment):
             known = option_strings(JugMagics.jugfile.parser)

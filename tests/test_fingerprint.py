@@ -12,6 +12,7 @@ import pytest
 from conftest import JUGFILES, read_cells
 from test_records import redis_url  # noqa: F401 - the real redis-server fixture, shared
 
+from jugnb.backends.redis import RedisFingerprintBlobs
 from jugnb.backends.spec import resolve_jugdir
 from jugnb.errors import StoreError
 from jugnb.notebook.jugfile import Fragment
@@ -21,7 +22,6 @@ from jugnb.session.loader import LoadedGraph
 from jugnb.staleness.fingerprint import (
     Fingerprint,
     FingerprintStore,
-    RedisFingerprintStore,
     TaskFingerprinter,
     fingerprints,
 )
@@ -398,7 +398,7 @@ def test_dict_store_has_no_fingerprint_store() -> None:
 
 def test_redis_store_round_trip(redis_url: str) -> None:  # noqa: F811
     store = FingerprintStore.for_jugdir(redis_url)
-    assert isinstance(store, RedisFingerprintStore) and "s3cret" not in repr(store)
+    assert isinstance(store.blobs, RedisFingerprintBlobs) and "s3cret" not in repr(store)
     fp = Fingerprint.of("x = 1\n", ("x",))
     store.save(fp)
     store.save(fp)

@@ -18,11 +18,11 @@ from conftest import wait_until
 from jug.backends.encode import encode
 
 from jugnb.status.reader import StatusReader
+from jugnb.status.records import RecordLog, TaskRecord
 from jugnb.widgets.factory import progress_panel
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.poller import StatusPoller
 from jugnb.widgets.progress import ProgressPanel
-from jugnb.workers.records import RecordLog, TaskRecord
 
 JUGFILE = """\
 from jug import TaskGenerator

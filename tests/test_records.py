@@ -8,8 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from jugnb.backends.file import FileRecordLines
+from jugnb.backends.redis import RedisRecordLines
 from jugnb.errors import StoreError
-from jugnb.workers.records import FileRecordLog, RecordLog, RedisRecordLog, TaskRecord, records_folder
+from jugnb.status.records import RecordLog, TaskRecord
+
+
+def records_folder(jugdir: str) -> Path:
+    from jugnb.backends import select
+
+    return select(jugdir).companion_folder("records")
+
+
+def file_log(folder: Path) -> RecordLog:
+    return RecordLog(FileRecordLines(folder))
 
 
 def record(hash_: str = "a" * 40, status: str = "ok", start: float = 100.0, **kw: object) -> TaskRecord:
@@ -43,7 +55,7 @@ def test_records_live_beside_the_jugdir(tmp_path: Path) -> None:
     assert records_folder(str(jugdir)) == tmp_path / "nb.jugdata.jugnb" / "records"
     assert records_folder(str(jugdir) + "/") == records_folder(str(jugdir))
     log = RecordLog.for_jugdir(f"file_keepalive:{jugdir}")
-    assert isinstance(log, FileRecordLog) and log.folder == records_folder(str(jugdir))
+    assert isinstance(log.lines, FileRecordLines) and log.lines.folder == records_folder(str(jugdir))
 
 
 def test_dict_store_has_no_records() -> None:
@@ -70,13 +82,13 @@ def test_read_new_is_incremental_across_writers(tmp_path: Path) -> None:
 
 
 def test_half_written_line_is_read_once_complete(tmp_path: Path) -> None:
-    log = FileRecordLog(tmp_path / "records")
+    log = file_log(tmp_path / "records")
     log.append(record("1" * 40))
-    path = log.path_for(record())
+    path = FileRecordLines(tmp_path / "records").path_for("p.0@h-123")
     line = record("2" * 40).to_json()
     with open(path, "a") as handle:
         handle.write(line[:20])
-    reader = FileRecordLog(tmp_path / "records")
+    reader = file_log(tmp_path / "records")
     assert [r.hash[0] for r in reader.read_new()] == ["1"]
     with open(path, "a") as handle:
         handle.write(line[20:] + "\n")
@@ -88,7 +100,7 @@ def test_damaged_line_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     folder = tmp_path / "records"
     folder.mkdir()
     (folder / "x.jsonl").write_text("{not json\n" + record().to_json() + "\n")
-    assert len(FileRecordLog(folder).read_new()) == 1
+    assert len(file_log(folder).read_new()) == 1
     assert "damaged record" in caplog.text
 
 
@@ -140,7 +152,7 @@ def redis_url(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_redis_records_stream_incrementally_and_hide_the_password(redis_url: str) -> None:
     writer, reader = RecordLog.for_jugdir(redis_url), RecordLog.for_jugdir(redis_url)
-    assert isinstance(writer, RedisRecordLog)
+    assert isinstance(writer.lines, RedisRecordLines)
     assert "s3cret" not in repr(writer)
     writer.append(record("1" * 40, start=1))
     writer.append(record("2" * 40, start=2))

@@ -241,11 +241,14 @@ def test_time_limit_records_the_task_as_crashed(
     )
     assert time.monotonic() - started > 50  # SLURM's limit is one minute: not an early failure
     # A look after the job's processes are gone (SLURM gives them KillWait to stop) records the crash.
-    wait_until(
-        lambda: "crashed: SLURM job" in jugnb("jobs", "work.ipynb", cwd=notebook.parent).stdout,
-        TIMEOUT,
-        "the task to be recorded as crashed",
-    )
+    from jugnb.status.records import RecordLog
+
+    def crashed() -> bool:
+        jugnb("jobs", "work.ipynb", cwd=notebook.parent)  # each look settles the jobs that ended
+        latest = RecordLog.for_jugdir(str(notebook.parent / "work.jugdata")).latest_by_hash().values()
+        return any(r.status == "crashed" for r in latest)
+
+    wait_until(crashed, TIMEOUT, "the task to be recorded as crashed")
     ip = notebook_shell("work")
     ip.run_cell(slow, cell_id="g")
     text = ip.run_line_magic("jug", "why slow").text
@@ -319,10 +322,10 @@ def test_killed_worker_of_a_failed_node_releases_its_lock(
     notebook: Path, jug_environ: dict[str, str]
 ) -> None:
     """A worker SIGKILLed with its node (no NODE_FAIL can be caused here): its lock is freed at once."""
-    from jugnb.backends.leases import LeaseStore
+    from jugnb.backends import leases_of
     from jugnb.launchers.base import JobState
     from jugnb.launchers.crashes import settle_crashes
-    from jugnb.workers.records import RecordLog
+    from jugnb.status.records import RecordLog
 
     write_notebook(notebook, [GRAPH.replace("0.5", "200").replace("range(8)", "range(1)")])
     folder = notebook.parent
@@ -333,7 +336,7 @@ def test_killed_worker_of_a_failed_node_releases_its_lock(
     )  # fmt: skip
     locks = folder / "work.jugdata" / "locks"
     jugdir = str(folder / "work.jugdata")
-    leases = LeaseStore.for_jugdir(jugdir)
+    leases = leases_of(jugdir)
     try:
         wait_until(lambda: list(locks.glob("*.lock")), TIMEOUT, "the worker to lock its task")
         wait_until(lambda: any(lease.task_hash for lease in leases.read_all()), TIMEOUT, "its lease's task")
@@ -418,7 +421,7 @@ def test_cancelled_job_tasks_complete_in_the_other(
 def test_worker_starts_no_task_its_time_limit_would_cut_off(
     slurm: Any, notebook: Path, jugnb: Callable[..., Any]
 ) -> None:
-    from jugnb.workers.records import RecordLog, TaskRecord
+    from jugnb.status.records import RecordLog, TaskRecord
 
     write_notebook(notebook, [GRAPH.replace("range(8)", "range(2)")])
     folder = notebook.parent

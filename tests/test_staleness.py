@@ -14,7 +14,7 @@ from test_fingerprint import DEFS, MODULE, Notebook, open_notebook
 from jugnb.staleness.classify import Plan, StalenessReport, classify, dry_run_plan, why
 from jugnb.staleness.fingerprint import FingerprintStore
 from jugnb.status.reader import StatusReader, StatusSnapshot
-from jugnb.workers.records import RecordLog, TaskRecord
+from jugnb.status.records import RecordLog, TaskRecord
 
 CHAIN = """
 xs = [double(i) for i in range(3)]

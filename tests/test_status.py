@@ -17,8 +17,7 @@ import pytest
 from conftest import free_port
 from jug.backends.file_store import file_based_lock, file_keepalive_based_lock, file_store
 
-from jugnb.backends import _file_reader, _redis_reader
-from jugnb.backends import readers as _store_readers
+from jugnb.backends import _file_reader, _redis_reader, make_reader
 from jugnb.errors import StoreError
 from jugnb.status.reader import STATES, StatusReader, StatusSnapshot
 from jugnb.status.render import status_text
@@ -292,7 +291,7 @@ def test_pack_with_unimportable_values(tmp_path: Path) -> None:
     (tmp_path / "mods" / "private_mod.py").write_text("class Value:\n    x = 1\n", encoding="utf-8")
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "mods"), jugdir], check=True, timeout=60)
     hashes = ["ab" + "0" * 38, "cd" + "0" * 38]
-    reader = _store_readers.make_reader(store, hashes, {h: uid for uid, h in enumerate(hashes)})
+    reader = make_reader(store, hashes, {h: uid for uid, h in enumerate(hashes)})
     assert reader.results().tolist() == [True, False]
     assert "private_mod" not in sys.modules
 

@@ -14,9 +14,9 @@ import jug.task
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from jugnb.status.records import RecordLog, TaskRecord
 from jugnb.widgets.browser import TaskBrowser
 from jugnb.widgets.browsing import argument_summary, result_size
-from jugnb.workers.records import RecordLog, TaskRecord
 
 JUGFILE = """\
 from jug import TaskGenerator

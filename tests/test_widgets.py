@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from jugnb.status.reader import NameCounts, StatusSnapshot
+from jugnb.status.records import TaskRecord
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.progress import ProgressPanel, counts_text
 from jugnb.widgets.static import text_bar, view_html, view_text
@@ -25,7 +26,6 @@ from jugnb.widgets.viewmodel import (
     format_bytes,
     format_duration,
 )
-from jugnb.workers.records import TaskRecord
 
 T0 = 1_700_000_000.0
 

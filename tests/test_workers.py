@@ -24,8 +24,8 @@ from conftest import process_exists, wait_until
 
 from jugnb.notebook.jugfile import atomic_write
 from jugnb.notebook.project import Project
+from jugnb.status.records import RecordLog, TaskRecord
 from jugnb.workers.pool import NotRunning, WorkerPool
-from jugnb.workers.records import RecordLog, TaskRecord
 
 MODULE = "wtest"
 
@@ -144,7 +144,7 @@ def test_workers_show_their_current_task(nb: Notebook, pools: Any) -> None:
 
 
 def test_relative_jugdirs_are_made_absolute_against_the_working_directory(tmp_path: Path) -> None:
-    from jugnb.workers.pool import absolute_jugdir
+    from jugnb.backends.spec import absolute_jugdir
 
     assert absolute_jugdir("nb.jugdata", tmp_path) == str(tmp_path / "nb.jugdata")
     assert absolute_jugdir("file_keepalive:../x", tmp_path) == f"file_keepalive:{tmp_path.parent / 'x'}"

@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .base import Backend
 from .leases import _SLACK, _UNSAFE, Lease, LeaseStore
 
 
 class FileLeases(LeaseStore):
     """Leases of a file store: ``<jugdir>.jugnb/leases/<worker>.json`` (see the module docstring)."""
 
-    def __init__(self, folder: Path, store_folder: str) -> None:
+    def __init__(self, folder: Path, backend: Backend) -> None:
         self.folder = folder
-        self.locks = Path(store_folder) / "locks"
+        self.backend = backend
+
+    def append_cleanup_log(self, line: str) -> None:
+        """Append to ``<jugdir>.jugnb/cleanup.log``."""
+        path = self.folder.parent / "cleanup.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
 
     def _path(self, worker: str, lost: bool = False) -> Path:
         name = _UNSAFE.sub("_", worker) + ".json"
@@ -78,22 +86,9 @@ class FileLeases(LeaseStore):
         released: list[str] = []
         # Written while the lost worker lived: a later process of that host reusing the pid is spared.
         newest = lease.renewed + lease.interval + _SLACK
-        owner = f"PID {lease.pid} on HOSTNAME {lease.host}".encode()
-        try:
-            entries = list(os.scandir(self.locks))
-        except FileNotFoundError:
-            return released
-        for entry in entries:
-            try:
-                with open(entry.path, "rb") as handle:  # jug's lock file: "PID <pid> on HOSTNAME <host>"
-                    mine = handle.read(256).split(b"\n")[0].rstrip() == owner
-                    mtime = os.fstat(handle.fileno()).st_mtime  # 1.0: a failed mark (--keep-failed)
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            if mine and mtime > 1.0 and lease.started - _SLACK <= mtime <= newest:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    continue
-                released.append(entry.name[: -len(".lock")])
+        for lock in self.backend.iter_locks():
+            mine = (lock.pid, lock.host) == (lease.pid, lease.host) and not lock.failed
+            if mine and lock.mtime is not None and lease.started - _SLACK <= lock.mtime <= newest:
+                if self.backend.release_lock(lock.hash):  # never a failed mark
+                    released.append(lock.hash)
         return released

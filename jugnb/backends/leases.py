@@ -8,7 +8,7 @@ jugnb worker or a kernel's poller then releases the locks it held (:func:`recove
 survivors run those tasks. Locks that no lease owns (plain ``jug execute``) and failed marks are never
 released.
 
-Per store (the store picks; see :meth:`LeaseStore.for_jugdir`):
+Per store (``jugnb.backends.leases_of(jugdir)`` picks, through the jugdir's :class:`Backend`):
 
 - **file store** (and ``file_keepalive:``): one JSON file per worker in ``<jugdir>.jugnb/leases/``,
   renewed by writing a new file and renaming it over the old one (atomic, and NFS clients see the new
@@ -33,8 +33,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
 
 from ..errors import StoreError
 
@@ -71,7 +69,8 @@ class Lease:
     slurm_job, slurm_array_job, slurm_array_task : str or None
         ``SLURM_JOB_ID``, ``SLURM_ARRAY_JOB_ID``, ``SLURM_ARRAY_TASK_ID`` when the worker runs under SLURM.
     lost_at : float or None
-        When a survivor found the lease expired (only for lost leases), with the hashes it ``released``.
+        When a survivor found the lease expired (only for lost leases), with the hashes it ``released``
+        and their task names (``released_names``, when the survivor knew them).
     """
 
     worker: str
@@ -92,6 +91,7 @@ class Lease:
     slurm_array_task: str | None = None
     lost_at: float | None = None
     released: tuple[str, ...] = field(default=())
+    released_names: tuple[str, ...] = field(default=())
 
     @classmethod
     def new(cls, worker: str, interval: float, timeout: float) -> Lease:
@@ -129,6 +129,7 @@ class Lease:
             known = {f.name for f in fields(cls)}
             data = {k: v for k, v in data.items() if k in known}
             data["released"] = tuple(data.get("released") or ())
+            data["released_names"] = tuple(data.get("released_names") or ())
             return cls(**data)
         except (ValueError, TypeError, AttributeError):
             return None
@@ -136,28 +137,6 @@ class Lease:
 
 class LeaseStore(ABC):
     """Where the leases of one jugdir live (the API that workers, pools and SLURM support share)."""
-
-    @staticmethod
-    def for_jugdir(jugdir: str, store: Any = None) -> LeaseStore:
-        """Return the lease store of ``jugdir`` (``store``: jug's open store, whose redis client is shared).
-
-        Raises
-        ------
-        StoreError
-            For a ``dict_store``: its workers cannot be shared, so there is nothing to lease.
-        """
-        if jugdir.startswith("redis:"):
-            from .redis_leases import RedisLeases
-            from .redis_store import client_for
-
-            return RedisLeases(client_for(jugdir, store)[0])
-        if jugdir == "dict_store" or jugdir.startswith("dict_store:"):
-            raise StoreError("leases need a store that worker processes share, not a dict_store.")
-        folder = jugdir[len("file_keepalive:") :] if jugdir.startswith("file_keepalive:") else jugdir
-        # Beside the jugdir, as the records are (jug cleanup deletes what it finds inside it).
-        from .file_leases import FileLeases
-
-        return FileLeases(Path(os.path.abspath(folder.rstrip("/") + ".jugnb")) / "leases", folder)
 
     @abstractmethod
     def write(self, lease: Lease) -> None:
@@ -201,14 +180,22 @@ class LeaseStore(ABC):
         """Redis: task hash -> worker id of every recorded owner (file stores: empty, locks name it)."""
         return {}
 
-    def claim_and_release(self, lease: Lease) -> Lease | None:
-        """Claim an expired ``lease``, release its locks; return it as lost (``None``: someone else did)."""
+    def claim_and_release(self, lease: Lease, names: Callable[[str], str] | None = None) -> Lease | None:
+        """Claim an expired ``lease``, release its locks; return it as lost (``None``: someone else did).
+
+        ``names`` maps a task hash to its name, recorded with the lost lease for every later reader.
+        """
         if not self._claim(lease):
             return None
-        released = self.release_locks(lease)
-        lost = replace(lease, lost_at=time.time(), released=tuple(released))
+        released = tuple(self.release_locks(lease))
+        named = tuple(names(h) for h in released) if names is not None else ()
+        lost = replace(lease, lost_at=time.time(), released=released, released_names=named)
         self._record_lost(lost)
         return lost
+
+    @abstractmethod
+    def append_cleanup_log(self, line: str) -> None:
+        """Append one line to the jugdir's log of cleanups (what was removed, when, by whom)."""
 
     def close(self) -> None:  # noqa: B027 - nothing to close for files
         """Release connections this object opened."""
@@ -233,9 +220,9 @@ def recover_expired(
     lost = []
     for lease in leases.read_all():
         if lease.expired(now) and not _alive_here(lease):
-            claimed = leases.claim_and_release(lease)
+            claimed = leases.claim_and_release(lease, names)
             if claimed is not None:
-                log.warning("%s", lost_message(claimed, names))
+                log.warning("%s", lost_message(claimed))
                 lost.append(claimed)
     return lost
 
@@ -257,7 +244,7 @@ def _alive_here(lease: Lease) -> bool:
 
 def lost_message(lease: Lease, names: Callable[[str], str] | None = None) -> str:
     """``worker W on HOST lost at HH:MM:SS; released N locks: a, b``."""
-    named = [names(h) if names else h[:12] for h in lease.released]
+    named = list(lease.released_names) or [names(h) if names else h[:12] for h in lease.released]
     when = time.strftime("%H:%M:%S", time.localtime(lease.lost_at or time.time()))
     listed = f": {', '.join(named)}" if named else ""
     return f"worker {lease.worker} on {lease.host} lost at {when}; released {len(named)} locks{listed}"

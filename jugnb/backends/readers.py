@@ -10,13 +10,13 @@ task hashes (the graph's unique hashes, by position: the *uid*), two questions i
   ``wanted`` is true need be right; the others may be left ``UNLOCKED`` or ``LOCKED``.
 
 The file stores' reader is in :mod:`jugnb.backends._file_reader`, redis's in
-:mod:`jugnb.backends._redis_reader` (imported
-only for a redis store); ``dict_store`` and any other store are read here.
+:mod:`jugnb.backends._redis_reader` (imported only for a redis store); ``dict_store`` and any other store
+are read here. :func:`jugnb.backends.make_reader` chooses one for a store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,47 +38,6 @@ class StoreReader(Protocol):
 
     def locks(self, wanted: BoolArray) -> LockArray:
         """Lock state per uid; must be right where ``wanted`` is true."""
-
-
-def make_reader(store: Any, hashes: Sequence[str], uid_of: Mapping[str, int]) -> StoreReader:
-    """Choose the fastest reader that gives the same answers as ``store`` itself.
-
-    Parameters
-    ----------
-    store : jug store
-        ``Task.store`` of the loaded graph, or a jugdir string (:func:`jugnb.backends.spec.open_store`). A
-        ``memoize_store`` (left behind by an in-process ``jug status``) is unwrapped: it caches answers.
-    hashes : sequence of str
-        Hex task hashes, indexed by uid.
-    uid_of : mapping of str to int
-        Uid of each hash whose lock matters (the listed tasks').
-
-    Returns
-    -------
-    StoreReader
-        A bulk reader for jug's own store classes (matched by exact type, since a subclass may answer
-        differently), else one asking ``store`` per task.
-    """
-    from jug.backends import dict_store, file_store, memoize_store, redis_store
-
-    from ._file_reader import FileReader
-    from .spec import open_store
-
-    store = open_store(store) if isinstance(store, str) else store
-    while type(store) is memoize_store:
-        store = store.base
-    kind = type(store)
-    if kind is file_store.file_store:
-        return FileReader(store.jugdir, hashes, uid_of, keepalive=False)
-    if kind is file_store.file_keepalive_store:
-        return FileReader(store.jugdir, hashes, uid_of, keepalive=True)
-    if kind is dict_store:
-        return DictReader(store, hashes)
-    if kind is redis_store.redis_store:
-        from ._redis_reader import RedisReader
-
-        return RedisReader(store.redis, hashes, uid_of)
-    return GenericReader(store, hashes)
 
 
 class DictReader:

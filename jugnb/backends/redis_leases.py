@@ -29,8 +29,18 @@ return released
 class RedisLeases(LeaseStore):
     """Leases of a redis store (keys in jug's database; see the module docstring)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, owned: bool = False) -> None:
         self.client = client
+        self.owns_client = owned
+
+    def append_cleanup_log(self, line: str) -> None:
+        """Append to the list ``jugnb:cleanup-log``."""
+        self.client.rpush("jugnb:cleanup-log", line)
+
+    def close(self) -> None:
+        """Close the client when this object opened it."""
+        if self.owns_client:
+            self.client.close()
 
     def write(self, lease: Lease) -> None:
         """Register or renew ``lease``."""

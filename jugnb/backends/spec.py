@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -83,33 +84,13 @@ class Jugdir:
     @property
     def path(self) -> Path | None:
         """The folder of a file or file_keepalive store (``None`` otherwise)."""
-        if self.kind == "file":
-            return Path(self.spec)
-        if self.kind == "file_keepalive":
-            return Path(self.spec[len("file_keepalive:") :])
+        if self.kind in ("file", "file_keepalive"):
+            return Path(self.spec.removeprefix("file_keepalive:"))
         return None
 
     def __repr__(self) -> str:
         # The dataclass repr would show spec, password and all.
         return f"Jugdir({str(self)!r}, kind={self.kind!r})"
-
-    @property
-    def shareable(self) -> bool:
-        """Whether worker processes can share the store (neither ``dict_store`` nor ``dict_store:FILE``)."""
-        return self.kind not in ("dict_store", "dict_store_file")
-
-    def unshareable_reason(self) -> str:
-        """Why worker processes cannot use this store, and what to use instead (empty if they can)."""
-        if self.kind == "dict_store":
-            return f"The jugdir {self} is an in-memory dict_store: worker processes cannot see it."
-        if self.kind == "dict_store_file":
-            return (
-                f"The jugdir {self} cannot be shared by worker processes: jug's dict_store reads FILE once, "
-                "when a process opens it, keeps every result and lock in that process's memory, and writes "
-                "FILE back only when it closes. Workers would each run every task, and the last one to exit "
-                "would overwrite the others' results."
-            )
-        return ""
 
     def open(self, *, fatal: bool = False, retry_for: float | None = None) -> Any:
         """Open the jug store; redis through :func:`~jugnb.backends.redis_store.open_redis_store`.
@@ -201,15 +182,20 @@ def save_dict_store(store: Any) -> bool:
         return False
     import pickle
 
-    _write_atomically(Path(backend), pickle.dumps(store.store))
+    write_atomically(Path(backend), pickle.dumps(store.store))
     return True
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A crash mid-write must leave the previous FILE, which jug can still read (it cannot read half a pickle).
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename: a crash leaves the old file.
+
+    The file gets the mode a plain ``open()`` would give it (0666 less the umask), not mkstemp's 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -217,6 +203,14 @@ def _write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+@functools.cache
+def _umask() -> int:
+    # Reading the umask means setting it, so read it once; the two calls are back to back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def kind_of(spec: str) -> str:
@@ -261,3 +255,15 @@ def resolve_jugdir(spec: str, *, jugfile: Path, base: Path) -> Jugdir:
         prefix, _, rest = spec.partition(":")
         spec = f"{prefix}:{(base / rest).resolve()}"
     return Jugdir(spec, kind)
+
+
+def absolute_jugdir(jugdir: str, cwd: Path) -> str:
+    """``jugdir`` with a relative file store folder made absolute against ``cwd`` (jug's meaning of it).
+
+    jug builds lock paths from the jugdir string, and workers and kernels must agree on them.
+    """
+    kind = kind_of(jugdir)
+    if kind not in ("file", "file_keepalive"):
+        return jugdir
+    prefix = "file_keepalive:" if kind == "file_keepalive" else ""
+    return prefix + os.path.normpath(cwd / jugdir[len(prefix) :])

@@ -13,6 +13,8 @@ SIGTERM sent to ``jugnb`` is passed on to it. Uses only the core and jug.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit code: 0 on success, 2 for a usage or input error, otherwise the jug subcommand's code.
     """
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -82,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         from .jobs import main as jobs_main
 
         return jobs_main(argv[0], argv[1:])
-    return run_child([sys.executable, "-m", "jugnb.cli.jugrun", *argv])
+    command = [sys.executable, "-m", "jugnb.cli.jugrun", *argv]
+    if from_command_line and argv[0] == "execute":
+        # The `jugnb` command itself: become the execute process (one interpreter start less before the
+        # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    return run_child(command)
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -139,31 +148,52 @@ def _workers(argv: list[str]) -> int:
     )
     parser.add_argument("notebook", type=Path, help="the .ipynb file")
     parser.add_argument("--module", help="module name, if the notebook's kernel used another one")
+    parser.add_argument(
+        "--jugdir", help="the jugdir whose workers to list (default: jugrc's, else <module>.jugdata)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--stop", action="store_true", help="drain: each worker finishes its task, then exits")
     group.add_argument("--now", action="store_true", help="terminate now and release the locks they held")
     args = parser.parse_args(argv)
     from ..workers.pool import NotRunning, WorkerPool
 
+    pool = None
     try:
         project = Project.for_notebook(args.notebook, args.module, flag="--module")
         # Only a look from outside: the workers keep running when this command exits.
-        pool = WorkerPool.reattach(
-            project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
-        )
-    except NotRunning as err:
-        print(f"No workers are running for {args.notebook} ({err})")
-        return 0
+        with contextlib.suppress(NotRunning):
+            pool = WorkerPool.reattach(
+                project.state_dir, project.module, jugdir=_jugrc_jugdir(), stop_at_exit=False
+            )
+        shown = set()
+        if not (args.stop or args.now):
+            shown = _show_leases(args.jugdir or _jugrc_jugdir() or str(project.default_jugdir))
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return 2
-    for info in pool.workers():
-        task = f"  {info.task}" if info.task else ""
-        print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
-    if args.stop or args.now:
+    # The kernel's workers that have no lease yet (just started), or all of them before --stop/--now.
+    for info in pool.workers() if pool is not None else []:
+        if info.worker_id not in shown and info.state not in ("exited", "died"):
+            task = f"  {info.task}" if info.task else ""
+            print(f"pid {info.pid} on {info.host}: {info.state}{task} ({info.executed} tasks done)")
+    if pool is None and not shown:
+        print(f"No workers are running for {args.notebook}.")
+        return 0
+    if pool is not None and (args.stop or args.now):
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")
     return 0
+
+
+def _show_leases(jugdir: str) -> set[str]:
+    """Print every jugnb worker on every host that shares ``jugdir``, from their leases; return their ids."""
+    from ..workers.lockowners import lease_rows, read_leases
+
+    rows = lease_rows(read_leases(jugdir))
+    for worker, host, pid, state, done, failed, slurm in rows:
+        job = f", SLURM job {slurm}" if slurm else ""
+        print(f"pid {pid} on {host}: {state} ({done} tasks done, {failed} failed; worker {worker}{job})")
+    return {row[0] for row in rows}
 
 
 def _jugrc_jugdir() -> str | None:

@@ -22,9 +22,9 @@ from ..staleness.classify import classify, dry_run_plan
 from ..staleness.fingerprint import FingerprintStore, TaskFingerprinter
 from ..staleness.plan import plan_text
 from ..status.reader import StatusReader
+from ..status.records import RecordLog
 from ..workers.heartbeat import Heartbeat
 from ..workers.recorder import TaskRecorder
-from ..workers.records import RecordLog
 
 
 def install_recorder(snapshot: str, jugdir: str, store: Any = None) -> TaskRecorder | None:

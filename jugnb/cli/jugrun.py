@@ -25,13 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..backends.spec import kind_of, open_store, save_dict_store
+from ..backends import persist, select, store_lost_errors
 from ..errors import JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.jugfile import Jugfile
 from ..notebook.project import Project
 from ..session.loader import import_error, quiet_import_log
-from ..workers.env import store_lost_errors
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
 RETRY_VARIABLE = "JUGNB_STORE_RETRY"
@@ -232,7 +231,7 @@ def run_jug(
             install_recorder(snapshot, jugdir, opened)
         elif dry and options.subcommand == "execute":
             raise JugnbError("--dry-run needs a notebook (.ipynb): jugnb execute NOTEBOOK.ipynb --dry-run.")
-        if options.subcommand == "execute" and kind_of(jugdir) not in ("dict_store", "dict_store_file"):
+        if options.subcommand == "execute" and select(jugdir).supports_workers:
             from . import parallel
 
             _warn_password_in_argv(argv)
@@ -253,11 +252,13 @@ def run_jug(
             # graph writes <jugfile>.dot (and .png) beside the jugfile: beside the notebook, as for plain jug.
             options.jugfile = exported
         retval = cmdapi.run(options.subcommand, options=options, store=store, jugspace=jugspace)
+        if options.subcommand == "status":
+            _status_lock_notes(jugdir, opened)
     except store_lost_errors() as lost:
-        raise JugnbError(str(lost) + _left_locks(opened, argv)) from None
+        raise JugnbError(str(lost) + _left_locks(opened, jugdir)) from None
     finally:
         if opened is not None:
-            save_dict_store(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
+            persist(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
         if store is not None:
             store.close()
     return int(retval or 0)
@@ -281,6 +282,22 @@ def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> i
     return 0
 
 
+def _status_lock_notes(jugdir: str, opened: Any) -> None:
+    """After jug's status table: who holds the locks that no live jugnb worker holds (lost, plain jug)."""
+    from jug import task as jugtask
+    from jug.backends import select as jug_select
+
+    from ..workers.lockowners import lock_notes
+
+    if not select(jugdir).supports_workers:
+        return
+    store = opened if opened is not None else jug_select(jugdir)
+    names = {t.hash().decode("ascii"): str(t.name) for t in jugtask.alltasks}
+    lines = lock_notes(jugdir, store, names)
+    if lines:
+        print("\n".join(lines))
+
+
 def _warn_password_in_argv(argv: list[str]) -> None:
     """Say once that a redis password given on the command line is visible to every local user."""
     from ..backends.spec import redact
@@ -294,9 +311,9 @@ def _warn_password_in_argv(argv: list[str]) -> None:
         )
 
 
-def _left_locks(store: Any, argv: list[str]) -> str:
+def _left_locks(store: Any, jugdir: str) -> str:
     """Say which task locks a lost redis server may still hold for this process, and how to clear them."""
-    held = sorted(getattr(getattr(store, "redis", None), "held_locks", ()))
+    held = select(jugdir).held_locks(store) if store is not None else []
     if not held:
         return ""
     shown = ", ".join(h[:12] for h in held)
@@ -317,15 +334,8 @@ def _open_store(jugdir: str) -> Any:
     StoreError
         If the store cannot be opened.
     """
-    kind = kind_of(jugdir)
-    if kind == "redis":
-        from ..backends.redis_store import WORKER_RETRY
-
-        retry = float(os.environ.get(RETRY_VARIABLE) or WORKER_RETRY)
-        return open_store(jugdir, fatal=True, retry_for=retry)
-    if kind == "dict_store_file":
-        return open_store(jugdir)
-    return None
+    retry = os.environ.get(RETRY_VARIABLE)
+    return select(jugdir).open_for_jug(float(retry) if retry else None)
 
 
 def install_saver(store: Any, every: float = 5.0) -> None:
@@ -339,7 +349,7 @@ def install_saver(store: Any, every: float = 5.0) -> None:
 
     def save(_task: Any) -> None:
         if time.monotonic() - last[0] >= every:
-            save_dict_store(store)
+            persist(store)
             last[0] = time.monotonic()
 
     if getattr(store, "backend", None) is not None:

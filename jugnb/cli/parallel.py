@@ -27,9 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ..backends import leases_of
 from ..backends.leases import LeaseStore, configured_timing
 from ..backends.spec import child_environment, with_env_password
+from ..errors import JugnbError
+from ..workers.env import EXIT_STORE_LOST
 from ..workers.lockowners import LockOwners
+from ..workers.loop import EXIT_IMPORT_FAILED
 
 EXIT_LEFT = 1
 
@@ -110,7 +114,8 @@ class CliWorkers:
         self.module = Path(jugfile).stem
         (self.folder / f"{self.module}.current").write_text(self.jugfile + "\n", encoding="utf-8")
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.prefix = f"{socket.gethostname()}-{os.getpid()}"
+        # "cli-": records and leases tell the command line's workers from a kernel's.
+        self.prefix = f"cli-{socket.gethostname()}-{os.getpid()}"
 
     def start(self, n: int) -> None:
         """Start ``n`` workers."""
@@ -122,6 +127,7 @@ class CliWorkers:
                 f"--module={self.module}", f"--worker-id={worker}",
                 f"--heartbeat={self.folder / (worker + '.hb')}", f"--idle-timeout={self.idle_timeout}",
                 f"--lease-interval={interval}", f"--lease-timeout={timeout}",
+                f"--store-retry={float(os.environ.get('JUGNB_STORE_RETRY') or 60.0)}",
                 f"--parent-pid={os.getpid()}", f"--summary-file={self.folder / (worker + '.summary')}",
                 "--jugdir-stdin", "--", *self.options,
             ]  # fmt: skip
@@ -191,7 +197,6 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     options : jug options
         jug's parsed options (wait cycles, name selection).
     """
-    _import(jugfile, jugdir, store)  # an import error stops here, named by cell, before any worker starts
     n = jobs if jobs is not None else default_jobs()
     idle = float(options.execute_wait_cycle_time) * int(options.execute_nr_wait_cycles)
     workers = CliWorkers(jugfile, jugdir, execute_options(argv, position), idle)
@@ -203,6 +208,16 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     finally:
         workers.remove_folder()
     from jug.subcommands import maybe_print_citation_info
+
+    if EXIT_STORE_LOST in codes:  # the workers said why on stderr; the summary would need the store
+        where = getattr(getattr(store, "redis", None), "description", "the store")
+        msg = (
+            f"the redis server {where} is unreachable: the workers stopped, keeping every result stored so "
+            "far. Start it and run again (locks the workers held are released once their leases expire)."
+        )
+        raise JugnbError(msg)
+    if EXIT_IMPORT_FAILED in codes:
+        _import(jugfile, jugdir, store)  # raises the error, named by cell (the workers said nothing)
 
     text, left = summary(jugfile, jugdir, store, options, executed)
     print(f"jugnb execute: {n} worker(s) ended after {time.monotonic() - started:.1f} s. {text}", flush=True)
@@ -220,7 +235,7 @@ def summary(jugfile: str, jugdir: str, store: Any, options: Any, executed: Count
 
     tasks, namespace = _import(jugfile, jugdir, store)
     matcher = prepare_matcher_from_options(options.execute_name, options.execute_pattern)
-    owners = LockOwners(jugdir, _leases(jugdir, store))
+    owners = LockOwners(jugdir, _leases(jugdir, store), store)
     done = {id(t) for t in tasks if t.can_load()}
     loaded = Counter(str(t.name) for t in tasks if id(t) in done) - executed
     print_task_summary_table(options, [("Executed", executed), ("Loaded", Counter(loaded))])
@@ -282,6 +297,6 @@ def _leases(jugdir: str, store: Any) -> LeaseStore | None:
     from ..errors import JugnbError
 
     try:
-        return LeaseStore.for_jugdir(jugdir, store)
+        return leases_of(jugdir, store)
     except JugnbError:
         return None

@@ -7,7 +7,7 @@ it), for each lease of that array task:
 
 - the lease is claimed as lost and its locks are released at once, without waiting for ``lease_timeout``
   (the batch system says the worker is gone; a worker still alive on this host is left alone);
-- the task it was running is recorded as a :class:`~jugnb.workers.records.TaskRecord` with status
+- the task it was running is recorded as a :class:`~jugnb.status.records.TaskRecord` with status
   ``"crashed"``: ``exc_type`` is the job state and ``exc_message`` names the job, the array task and the
   node, so status, the panel and ``%jug why`` tell it apart from a task that raised (``"failed"``).
 
@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable
 
 from ..backends.leases import Lease, LeaseStore
+from ..status.records import RecordLog, TaskRecord
 from ..workers.locks import process_alive
-from ..workers.records import RecordLog, TaskRecord
 from .base import JobState
 
 _WHY = {
@@ -43,7 +43,9 @@ def _matches(lease: Lease, state: JobState) -> bool:
     return lease.slurm_job == state.job_id
 
 
-def settle_crashes(states: Iterable[JobState], leases: LeaseStore, records: RecordLog) -> list[TaskRecord]:
+def settle_crashes(
+    states: Iterable[JobState], leases: LeaseStore, records: RecordLog, remembered: Iterable[Lease] = ()
+) -> list[TaskRecord]:
     """Free the locks of the workers of crashed array tasks and record their tasks; return the records.
 
     Parameters
@@ -54,19 +56,27 @@ def settle_crashes(states: Iterable[JobState], leases: LeaseStore, records: Reco
         The jugdir's leases.
     records : RecordLog
         The jugdir's task records (read to skip tasks already recorded, written with the crashes).
+    remembered : iterable of Lease
+        Leases seen earlier (:meth:`~jugnb.launchers.jobs.JobBook.remember_workers`): a worker stopped by
+        its job's end may have removed its own lease without recording the task it was cut off in.
     """
     crashed = [s for s in states if s.finished and s.crashed]
     if not crashed:
         return []
     latest = records.latest_by_hash()
     written = []
-    for lease in [*leases.read_all(), *leases.read_lost()]:
+    live = {lease.worker: lease for lease in leases.read_all()}
+    current = {**{lease.worker: lease for lease in leases.read_lost()}, **live}
+    earlier = [lease for lease in remembered if lease.worker not in current]
+    for lease in [*current.values(), *earlier]:
         state = next((s for s in crashed if _matches(lease, s)), None)
         if state is None:
             continue
-        if lease.lost_at is None:
+        if lease.worker in live:
             if _alive_here(lease) or not _claim_ended(leases, lease):
                 continue  # still stopping, or another poller settles it
+        elif _alive_here(lease):
+            continue  # its lease is gone but it is still stopping: it may record the task itself
         if lease.task_hash is None or lease.task_since is None:
             continue
         previous = latest.get(lease.task_hash)

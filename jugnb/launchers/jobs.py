@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,18 @@ from typing import Any
 from traitlets import Float, Instance
 from traitlets.config import LoggingConfigurable
 
-from ..backends.leases import LeaseStore
+from ..backends import leases_of, select
+from ..backends.leases import Lease, LeaseStore
+from ..errors import StoreError
 from ..notebook.jugfile import atomic_write
-from ..workers.records import RecordLog, TaskRecord, companion_folder
+from ..status.records import RecordLog, TaskRecord
 from .base import JobState, Launcher
 from .crashes import settle_crashes
 
 REDIS_KEY = "jugnb:jobs"
+#: Where the last seen lease of each job's worker is kept (a redis hash; a file beside the job files).
+SEEN_KEY = "jugnb:jobs:workers"
+SEEN_FILE = "workers.seen"
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,14 @@ class JobBook:
         self.jugdir, self.store = jugdir, store
         self._redis: Any = None
         self._folder: Path | None = None
-        if jugdir.startswith("redis:"):
+        backend = select(jugdir)
+        backend.leases(store)  # raises StoreError for a store that no job can share
+        try:
+            self._folder = backend.companion_folder("jobs")
+        except StoreError:  # a store without a folder: redis, where the jobs are a hash of its database
             from ..backends.redis_store import client_for
 
             self._redis, _ = client_for(jugdir, store)
-        else:
-            self._folder = companion_folder(jugdir, "jobs")
 
     def __repr__(self) -> str:
         return f"JobBook({self._folder if self._folder else '<redis>'})"
@@ -119,6 +126,42 @@ class JobBook:
             except (ValueError, TypeError):
                 continue
         return sorted(found, key=lambda e: e.submitted)
+
+    def remember_workers(self, leases: Iterable[Lease]) -> None:
+        """Keep the last seen lease of each worker of a job (what it ran), for when its job dies.
+
+        A worker stopped by its job's end may leave nothing behind (its lease removed on exit, no record
+        of the task it was cut off in); this is then the only trace of that task.
+        """
+        texts = {lease.worker: lease.to_json() for lease in leases}
+        if not texts:
+            return
+        if self._redis is not None:
+            self._redis.hset(SEEN_KEY, mapping=texts)
+            return
+        assert self._folder is not None  # noqa: S101 - set in __init__ when not redis
+        path = self._folder / SEEN_FILE
+        seen = self._read_seen_file(path)
+        seen.update(texts)
+        self._folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(seen, sort_keys=True) + "\n")
+
+    def remembered_workers(self) -> list[Lease]:
+        """Return the last seen lease of every worker of a remembered job."""
+        if self._redis is not None:
+            texts = [v.decode() for v in self._redis.hgetall(SEEN_KEY).values()]
+        else:
+            assert self._folder is not None  # noqa: S101 - set in __init__ when not redis
+            texts = list(self._read_seen_file(self._folder / SEEN_FILE).values())
+        return [lease for lease in map(Lease.from_json, texts) if lease is not None]
+
+    @staticmethod
+    def _read_seen_file(path: Path) -> dict[str, str]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def forget(self, job_ids: Sequence[str]) -> None:
         """Forget ``job_ids`` (their logs stay)."""
@@ -175,6 +218,7 @@ class JobWatcher(LoggingConfigurable):
         self._rows: list[JobRow] = []
         self._records: RecordLog | None = None
         self._leases: LeaseStore | None = None
+        self._seen: dict[str, str | None] = {}  # worker -> task hash, as last remembered
         #: Crashed task records written by this watcher (see :mod:`jugnb.launchers.crashes`), oldest first.
         self.crashes: list[TaskRecord] = []
 
@@ -204,6 +248,7 @@ class JobWatcher(LoggingConfigurable):
         states = self.launcher.poll(list(entries))
         self._settle(entries, states)
         leases = self._lease_store().read_all()
+        self._remember(leases, entries)
         rows = []
         for state in states:
             entry = entries[state.job_id]
@@ -222,17 +267,29 @@ class JobWatcher(LoggingConfigurable):
             taken, self.crashes = self.crashes, []
         return taken
 
+    def _remember(self, leases: list[Lease], entries: dict[str, JobEntry]) -> None:
+        """Save the leases of the jobs' workers whose task changed since the last look."""
+        changed = [
+            lease
+            for lease in leases
+            if lease.slurm_array_job in entries and self._seen.get(lease.worker) != lease.task_hash
+        ]
+        if changed:
+            self.book.remember_workers(changed)
+            self._seen.update({lease.worker: lease.task_hash for lease in changed})
+
     def _settle(self, entries: dict[str, JobEntry], states: list[JobState]) -> None:
         """Record the tasks that crashed with finished jobs, and free their locks."""
         if not any(s.finished and s.crashed for s in states):
             return
         if self._records is None:
             self._records = RecordLog.for_jugdir(self.book.jugdir, self.book.store)
-        self.crashes += settle_crashes(states, self._lease_store(), self._records)
+        remembered = self.book.remembered_workers()
+        self.crashes += settle_crashes(states, self._lease_store(), self._records, remembered)
 
     def _lease_store(self) -> LeaseStore:
         if self._leases is None:
-            self._leases = LeaseStore.for_jugdir(self.book.jugdir, self.book.store)
+            self._leases = leases_of(self.book.jugdir, self.book.store)
         return self._leases
 
 

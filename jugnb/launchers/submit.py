@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import select
 from ..backends.redis_store import RedisURL
 from ..backends.spec import Jugdir
 from ..errors import JugnbError
@@ -140,11 +141,13 @@ def check_jugdir(jugdir: Jugdir, *, force: bool) -> None:
         For a ``dict_store`` (always), a folder under the system temporary folder, ``/dev/shm`` or
         ``/run``, or a redis server on localhost (unless ``force``).
     """
-    if not jugdir.shareable:
-        raise JugnbError(jugdir.unshareable_reason() + " Use a folder or a redis jugdir to run on a cluster.")
+    backend = select(jugdir.spec)
+    if not backend.supports_workers:
+        msg = backend.unshareable_reason() + " Use a folder or a redis jugdir to run on a cluster."
+        raise JugnbError(msg)
     if force:
         return
-    if jugdir.kind == "redis":
+    if jugdir.path is None:  # a shared store without a folder: a redis server
         host = RedisURL.parse(jugdir.spec).host
         if host in ("localhost", "::1") or host.startswith("127."):
             raise JugnbError(_LOCAL_REDIS.format(jugdir=jugdir))
@@ -194,7 +197,7 @@ def prepare(
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
     folder = project.state_dir / "jobs" / f"{project.module}-{stamp}"
     jugrc = None
-    if jugdir.kind == "redis":
+    if jugdir.path is None:  # redis: the URL may hold a password
         jugdir_args: tuple[str, ...] = ("--jugrc", str(folder / "jugrc"))
         jugrc = (
             f"# written by jugnb submit: the jugdir of this job (mode 0600)\n[main]\njugdir = {jugdir.spec}\n"

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from ..workers.records import TaskRecord
+from ..status.records import TaskRecord
 from .slurm import COMMAND_TIMEOUT, _elapsed_seconds
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,6 @@
-"""The ``%jug`` subcommands, one small class each (like jug's own subcommand table).
+"""``%jug`` subcommands that act on the graph's tasks: check, invalidate, cleanup, count, graph, browse, ...
 
-Each command has a ``name``, a one-line help (the first line of its docstring), ``add_arguments(parser)``
-and ``run(magics, args)``. Parsers are IPython's ``MagicArgumentParser``, so bad input raises ``UsageError``.
+The table they register in, and the :class:`~.command.Command` base class, are in :mod:`.command`.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import html
 import shutil
 import subprocess
 from collections import Counter
-from typing import Any, ClassVar
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
@@ -20,160 +19,11 @@ from ..backends.spec import redact
 from ..errors import JugnbError
 from ..session import tasks as task_ops
 from ..session.loader import LoadedGraph
-from ..status.reader import StatusReader, StatusSnapshot
-from ..status.render import status_html, status_text
+from ..status.reader import StatusSnapshot
 from ..workers.cleanupguard import removal_lines
-from ..workers.records import RecordLog, TaskRecord
+from .command import _COMMANDS, Command, add_selection, get, selection, status_snapshot
+from .stale_commands import stale_selection
 from .views import Rendered, preformatted
-
-_COMMANDS: dict[str, Command] = {}
-
-
-class Command:
-    """Base of the ``%jug`` subcommands; subclasses register themselves by ``name``."""
-
-    name: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _COMMANDS[cls.name] = cls()
-
-    @property
-    def help(self) -> str:
-        """One-line help: the first line of the class docstring."""
-        return (self.__doc__ or "").strip().splitlines()[0]
-
-    def parser(self) -> MagicArgumentParser:
-        """Return the argument parser of ``%jug <name>``."""
-        # IPython's help formatter adds the "%" itself.
-        parser = MagicArgumentParser(prog=f"jug {self.name}", description=(self.__doc__ or "").strip())
-        self.add_arguments(parser)
-        return parser
-
-    def add_arguments(self, parser: MagicArgumentParser) -> None:
-        """Declare the subcommand's options (none by default)."""
-
-    def run(self, magics: Any, args: Any) -> Any:
-        """Do the work; ``magics`` is the :class:`~jugnb.magics.JugMagics` instance."""
-        raise NotImplementedError
-
-
-def get(name: str) -> Command:
-    """Return the command called ``name``.
-
-    Raises
-    ------
-    UsageError
-        For an unknown name, listing the known ones.
-    """
-    try:
-        return _COMMANDS[name]
-    except KeyError:
-        known = ", ".join(sorted(_COMMANDS))
-        raise UsageError(
-            f"%jug: unknown subcommand {name!r}. Known: {known}. `%jug help` describes them."
-        ) from None
-
-
-def status_reader(magics: Any, graph: LoadedGraph) -> StatusReader:
-    """Return the status reader of ``graph``, kept per graph: refreshes are incremental (thread-safe)."""
-    reader = getattr(magics, "_status_reader", None)
-    if reader is None or reader[0] is not graph:
-        reader = (graph, StatusReader(graph.tasks, graph.store))
-        magics._status_reader = reader
-    return reader[1]
-
-
-def latest_records(magics: Any, graph: LoadedGraph) -> dict[str, TaskRecord]:
-    """Return the latest task record per hash of the graph's jugdir (``{}`` for a store without records).
-
-    One record log is kept per jugdir, so each call reads only the records written since the last one.
-    """
-    if not graph.jugdir.shareable:
-        return {}
-    cached = getattr(magics, "_record_log", None)
-    if cached is None or cached[0] != graph.jugdir.spec:
-        cached = magics._record_log = (
-            graph.jugdir.spec,
-            RecordLog.for_jugdir(graph.jugdir.spec, graph.store),
-        )
-    return cached[1].latest_by_hash()
-
-
-def status_snapshot(magics: Any, graph: LoadedGraph | None = None) -> StatusSnapshot:
-    """Return a fresh status of the loaded graph."""
-    graph = graph if graph is not None else magics.graph
-    return status_reader(magics, graph).read()
-
-
-def forget_status(magics: Any) -> None:
-    """Drop the status reader of a replaced graph."""
-    magics._status_reader = None
-
-
-def summary_line(magics: Any, graph: LoadedGraph) -> str:
-    """``grid_search: 60 tasks (score ×60) · 12 complete · 48 ready · jugdir grid_search.jugdata``."""
-    names = Counter(t.name.rsplit(".", 1)[-1] for t in graph.tasks)
-    kinds = ", ".join(f"{n} ×{c}" for n, c in names.items())
-    parts = [f"{graph.module}: {len(graph.tasks)} tasks" + (f" ({kinds})" if kinds else "")]
-    total = status_snapshot(magics, graph).total
-    for label in ("complete", "active", "ready", "waiting", "failed"):
-        if getattr(total, label):
-            parts.append(f"{getattr(total, label)} {label}")
-    parts.append(f"jugdir {_short_jugdir(graph)}")
-    line = " · ".join(parts)
-    if graph.barrier is not None:
-        stop = graph.barrier
-        plural = "task" if stop.waiting == 1 else "tasks"
-        line += f"\nstopped at {stop.kind} in {stop.where}: waiting for {stop.waiting} {plural}"
-    return line
-
-
-def _short_jugdir(graph: LoadedGraph) -> str:
-    path = graph.jugdir.path
-    folder = graph.snapshot.parents[3]  # <folder>/.jugnb/jugfiles/<sha>/<module>.py
-    if path is not None and path.parent == folder:
-        return ("file_keepalive:" if graph.jugdir.kind == "file_keepalive" else "") + path.name
-    return str(graph.jugdir)
-
-
-class StatusCommand(Command):
-    """Show how many tasks of each name are failed, waiting, ready, active and complete."""
-
-    name = "status"
-
-    def add_arguments(self, parser: MagicArgumentParser) -> None:
-        parser.add_argument("--short", action="store_true", help="One line per state instead of a table.")
-        parser.add_argument(
-            "--watch",
-            action="store_true",
-            help="Show the live progress panel instead (it updates while other cells run).",
-        )
-
-    def run(self, magics: Any, args: Any) -> Any:
-        graph = magics.graph
-        if args.watch:
-            from .worker_commands import pool_of
-
-            return magics.show_progress(pool_of(magics))
-        snapshot = status_snapshot(magics, graph)
-        text, table = status_text(snapshot, short=args.short), status_html(snapshot)
-        from .stale_commands import current_staleness, stale_note
-        from .worker_commands import print_failures
-
-        # One read of the store serves the table, the failures and the stale counts.
-        print_failures(magics, snapshot)
-        notes = []
-        if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
-            notes.append(stale_note(current_staleness(magics, graph, snapshot)))
-        if graph.barrier is not None:
-            notes.append(
-                f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
-                "not defined yet."
-            )
-        for note in filter(None, notes):
-            text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
-        return Rendered(text, table)
 
 
 class CheckCommand(Command):
@@ -195,48 +45,32 @@ class CheckCommand(Command):
         return complete
 
 
-def _add_selection(parser: MagicArgumentParser, required: bool) -> None:
-    group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--target", help="/regex/ (searched in the task name), or a task name as for --name.")
-    group.add_argument("--name", help="Task name: module.fn or fn, with * wildcards (jug's --name).")
-    group.add_argument("--pattern", help="Substring of the task name, or /regex/ (jug's --pattern).")
-
-
-def _selection(args: Any) -> tuple[str | None, str | None]:
-    """``(name, pattern)`` for jug's matcher from ``--target``/``--name``/``--pattern``."""
-    target = args.target
-    if target is not None:
-        is_regex = len(target) > 2 and target.startswith("/") and target.endswith("/")
-        return (None, target) if is_regex else (target, None)
-    return args.name, args.pattern
-
-
 class InvalidateCommand(Command):
     """Remove the results of the selected (or stale) tasks and of everything downstream of them."""
 
     name = "invalidate"
 
     def add_arguments(self, parser: MagicArgumentParser) -> None:
-        _add_selection(parser, required=False)
+        add_selection(parser, required=False)
         parser.add_argument(
             "--stale",
             action="store_true",
             help="Select the results computed by code that changed since (with --target etc.: "
             "only those of the matching task names).",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only list what would be removed (task names, counts)."
+        )
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
-        name, pattern = _selection(args)
+        name, pattern = selection(args)
         if not args.stale and name is None and pattern is None:
             raise UsageError(
                 "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale."
             )
         matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
         if args.stale:
-            from .stale_commands import stale_selection
-
             selected, _ = stale_selection(magics, matcher)
         else:
             selected = [t for t in graph.tasks if matcher is not None and matcher(t.name)]
@@ -276,9 +110,7 @@ class CleanupCommand(Command):
             const="keep-locks",
             help="Remove unused results only, keep every lock.",
         )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Only list what would be removed (task names, counts)."
-        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
         parser.add_argument(
             "--force",
             action="store_true",

@@ -9,10 +9,11 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
 from ..launchers.jobs import JobBook, JobRow, JobWatcher, crash_lines, jobs_text, live_job_ids
 from ..launchers.slurm import SlurmLauncher
 from ..launchers.submit import SubmitOptions, add_submit_arguments, options_from, prepare, submit
-from .commands import Command
+from .command import Command
 from .views import preformatted
 
 
@@ -30,8 +31,9 @@ def watcher_of(magics: Any) -> JobWatcher:
     jugdir = magics.session.jugdir
     cached = getattr(magics, "_job_watcher", None)
     if cached is None or cached[0] != jugdir.spec:
-        if not jugdir.shareable:
-            raise UsageError(jugdir.unshareable_reason() + " No batch job can use it.")
+        backend = select(jugdir.spec)
+        if not backend.supports_workers:
+            raise UsageError(backend.unshareable_reason() + " No batch job can use it.")
         watcher = JobWatcher(JobBook(jugdir.spec), launcher=launcher_of(magics), parent=magics)
         magics.shell.configurables.append(watcher)
         cached = magics._job_watcher = (jugdir.spec, watcher)
@@ -119,7 +121,7 @@ def jobs_panel(magics: Any) -> Any:
 
 def add_jobs_section(magics: Any, panel: Any) -> None:
     """Add the jobs section to the live progress ``panel`` when the jugdir has remembered jobs."""
-    if not magics.session.jugdir.shareable or not watcher_of(magics).book.entries():
+    if not select(magics.session.jugdir.spec).supports_workers or not watcher_of(magics).book.entries():
         return
     section = jobs_panel(magics)
     panel.children = (*panel.children, section)

@@ -33,8 +33,9 @@ from ..notebook.lint import foreign_names
 from ..notebook.project import Project
 from ..session.kernel import NotebookSession
 from ..session.loader import LoadedGraph
-from . import commands, job_commands, stale_commands, worker_commands  # noqa: F401 - modules register their subcommands
+from . import commands, job_commands, stale_commands, status_command, worker_commands  # noqa: F401 - they register
 from ._args import jugfile_cell_args
+from .command import forget_status, get, status_reader, summary_line
 from .namespace import shell_functions
 
 
@@ -165,7 +166,7 @@ class JugMagics(Magics):
             self.run_subcommand("invalidate", ["--stale"])
         if self.show_summary and not args.quiet:
             try:
-                print(commands.summary_line(self, graph))
+                print(summary_line(self, graph))
             except JugnbError as err:  # e.g. the redis server went away since the store was opened
                 msg = f"The jugfile is loaded ({len(graph.tasks)} tasks) but its status cannot be read: {err}"
                 raise UsageError(msg) from err
@@ -213,7 +214,7 @@ class JugMagics(Magics):
 
     def run_subcommand(self, name: str, argv: list[str]) -> Any:
         """Run ``%jug NAME ARGV...``; jugnb's errors become ``UsageError`` (shown without a traceback)."""
-        command = commands.get(name)
+        command = get(name)
         options = command.parser().parse_args(argv)
         try:
             return command.run(self, options)
@@ -231,7 +232,7 @@ class JugMagics(Magics):
             pool,
             parent=self,
             title=session.project.module,
-            reader=lambda graph: commands.status_reader(self, graph),
+            reader=lambda graph: status_reader(self, graph),
             staleness=lambda graph, _snapshot: {
                 r.name: r.stale for r in current_staleness(self, graph).report.rows
             },
@@ -286,7 +287,7 @@ class JugMagics(Magics):
         self._unbind(keep=names)
         self.shell.user_ns.update(names)
         self._bound = names
-        commands.forget_status(self)
+        forget_status(self)
 
     def _unbind(self, keep: dict[str, Any] | None = None) -> None:
         # Remove names an earlier import bound that are gone now, unless the user rebound them.

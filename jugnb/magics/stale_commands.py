@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends import select
 from ..session.inkernel import find_task
 from ..session.loader import LoadedGraph
 from ..staleness.classify import StalenessReport, classify, dry_run_plan, why
 from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..staleness.plan import plan_text
 from ..status.reader import StatusSnapshot
-from ..workers.records import TaskRecord
-from .commands import Command, latest_records, status_snapshot
+from ..status.records import TaskRecord
+from .command import Command, latest_records, status_snapshot
 from .views import Rendered, preformatted
 
 
@@ -73,7 +74,9 @@ class WhyCommand(Command):
         tasks = _tasks_named(state.graph, args.task)
         graph = state.graph
         store = (
-            FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store) if graph.jugdir.shareable else None
+            FingerprintStore.for_jugdir(graph.jugdir.spec, graph.store)
+            if select(graph.jugdir.spec).keeps_records
+            else None
         )
         # Tasks of one name usually share the reason and the diff: say each distinct explanation once.
         explained = (str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5])

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import html
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from ..backends import select
+from ..backends.leases import Lease
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..status.reader import StatusSnapshot
+from ..status.records import TaskRecord
 from ..workers.env import EXIT_STORE_LOST
+from ..workers.lockowners import lease_rows, read_leases
 from ..workers.pool import NotRunning, WorkerInfo, WorkerPool
-from ..workers.records import TaskRecord
-from .commands import Command, _add_selection, _selection, latest_records, status_snapshot
+from .command import Command, add_selection, latest_records, selection, status_snapshot
 from .views import Rendered
 
 
@@ -29,7 +34,7 @@ def default_jobs() -> int:
 
 def execute_options(args: Any) -> ExecuteOptions:
     """Jug execute's options from parsed ``%jug execute`` arguments."""
-    name, pattern = _selection(args)
+    name, pattern = selection(args)
     return ExecuteOptions(
         name, pattern, args.keep_going, args.keep_failed, args.aggressive_unload, args.debug
     )
@@ -82,7 +87,7 @@ class ExecuteCommand(Command):
             action="store_true",
             help="List what would run, by task name and reason, with the expected cost; run nothing.",
         )
-        _add_selection(parser, required=False)
+        add_selection(parser, required=False)
         parser.add_argument("--keep-going", action="store_true", help="Continue after a task fails.")
         parser.add_argument("--keep-failed", action="store_true", help="Keep failed tasks locked as failed.")
         parser.add_argument(
@@ -109,9 +114,10 @@ class ExecuteCommand(Command):
 
 def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     session = magics.session
-    if not session.jugdir.shareable:
+    backend = select(session.jugdir.spec)
+    if not backend.supports_workers:
         msg = (
-            f"{session.jugdir.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
+            f"{backend.unshareable_reason()} Use `%jug execute --here` to run the tasks in the "
             "kernel, or a jugdir on disk or in redis."
         )
         raise UsageError(msg)
@@ -159,14 +165,25 @@ class WorkersCommand(Command):
     def run(self, magics: Any, args: Any) -> Rendered:
         pool = pool_of(magics)
         infos = pool.workers() if pool is not None else []
-        return workers_table(infos)
+        return workers_table(infos, _leases(magics))
 
 
-def workers_table(infos: list[WorkerInfo]) -> Rendered:
-    """Text and HTML tables of worker infos."""
-    header = ("pid", "state", "task", "running for", "memory", "host", "done")
+def _leases(magics: Any) -> list[Lease]:
+    """Return every worker's lease on the jugdir (none before a jugfile is loaded, or for a dict_store)."""
+    try:
+        graph = magics.graph
+    except UsageError:
+        return []
+    return read_leases(graph.jugdir.spec, graph.store)  # none for a dict_store
+
+
+def workers_table(infos: list[WorkerInfo], leases: Sequence[Lease] = ()) -> Rendered:
+    """Text and HTML tables: this kernel's workers, then every other worker with a lease on the jugdir."""
+    header = ("worker", "pid", "state", "task", "running for", "memory", "host", "done", "failed", "slurm")
+    by_id = {lease.worker: row for lease, row in zip(leases, lease_rows(leases), strict=True)}
     rows = [
         (
+            w.worker_id,
             str(w.pid),
             w.state,
             w.task or "",
@@ -174,9 +191,19 @@ def workers_table(infos: list[WorkerInfo]) -> Rendered:
             f"{w.rss / 2**20:.0f} MiB" if w.rss else "",
             w.host,
             str(w.executed),
+            by_id.get(w.worker_id, ("",) * 7)[5],
+            by_id.get(w.worker_id, ("",) * 7)[6],
         )
         for w in infos
     ]
+    ours = {w.worker_id for w in infos}
+    for lease in leases:
+        if lease.worker not in ours:
+            worker, host, pid, state, done, failed, slurm = by_id[lease.worker]
+            since = time.time() - lease.task_since if lease.task_since and lease.state == "running" else None
+            shown = state if state.startswith("lost") else lease.state
+            running = f"{since:.1f} s" if since is not None else ""
+            rows.append((worker, pid, shown, lease.task or "", running, "", host, done, failed, slurm))
     if not rows:
         return Rendered(
             "No workers. `%jug execute` starts some.",

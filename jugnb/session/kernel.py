@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends.spec import Jugdir
+from ..backends import Jugdir, select
 from ..notebook.jugfile import Fragment, Jugfile, assemble, atomic_write
 from ..notebook.project import Project
 from .loader import LoadedGraph, load_jugfile
@@ -134,7 +134,7 @@ class NotebookSession:
         # A dict_store holds the only copy of the results (dict_store:FILE: the only copy of those not saved
         # yet; a new store would read FILE without them, and the old one's __del__ would then overwrite FILE).
         # A redis store holds a connection pool worth keeping.
-        return self._store if self.jugdir.kind in ("dict_store", "dict_store_file", "redis") else None
+        return self._store if select(self.jugdir.spec).reuse_open_store else None
 
 
 def _top_level_names(body: str) -> set[str]:

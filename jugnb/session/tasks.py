@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.spec import save_dict_store
+from ..backends import persist
 from ..errors import JugnbError
 
 
@@ -124,7 +124,7 @@ def invalidate(
         store.remove_many([t.hash() for t in doomed])
         for t in doomed:
             t.unload()
-        save_dict_store(store)
+        persist(store)
     return Removal(counts, dry_run=dry_run)
 
 
@@ -173,7 +173,7 @@ def cleanup(
     if mode != "keep-locks":
         names, kept = _remove_locks(store, tasks, mode == "failed-only", dry_run, guard)
     if not dry_run:
-        save_dict_store(store)
+        persist(store)
         if guard is not None:
             guard.log(results["(unused results)"], names, mode)
     return Removal(results, sum(names.values()), dry_run, names, kept)

@@ -19,14 +19,15 @@ from __future__ import annotations
 import difflib
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..session.tasks import task_hex
-from ..workers.records import TaskRecord
+from ..status.records import TaskRecord
 from .fingerprint import Fingerprint, FingerprintStore
 from .plan import PLAN_REASONS, Plan, PlanGroup, dry_run_plan, run_reason
+from .report import CATEGORIES, NameStaleness, StalenessReport
 from .taskgraph import TaskGraph, TaskRef
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
     "why",
 ]
 
-CATEGORIES = ("fresh", "stale", "depends on stale", "unknown")
-_FIELDS = ("fresh", "stale", "depends_on_stale", "unknown")  # NameStaleness/StalenessReport attributes
 
 _WILL_RUN = {
     "new": "{task} will run: it was never computed.",
@@ -70,77 +69,6 @@ _KEPT = {
 _NO_OLD_SOURCE = "(The recorded code {digest} is not in the fingerprint store: no diff can be shown.)"
 _STALE_UPSTREAM = "Stale upstream: {refs}."
 _WAITING = "It waits on {n} task(s) without a result: {refs}."
-
-
-@dataclass(frozen=True)
-class NameStaleness:
-    """Complete tasks of one task name (or ``"Total"``) in each staleness category."""
-
-    name: str
-    fresh: int
-    stale: int
-    depends_on_stale: int
-    unknown: int
-
-
-@dataclass(frozen=True)
-class StalenessReport:
-    """Staleness of a graph's complete tasks (see the module docstring).
-
-    Attributes
-    ----------
-    rows : tuple of NameStaleness
-        One per task name of the graph (zeros when none is complete), sorted by name; duplicated tasks count
-        once per listing, as in ``jug status``.
-    fresh, stale, depends_on_stale, unknown : frozenset of str
-        Hex hashes of the complete tasks in each category (disjoint).
-    """
-
-    rows: tuple[NameStaleness, ...]
-    fresh: frozenset[str]
-    stale: frozenset[str]
-    depends_on_stale: frozenset[str]
-    unknown: frozenset[str]
-    _graph: TaskGraph = field(repr=False, compare=False)
-
-    def row(self, name: str) -> NameStaleness:
-        """Count the complete tasks named ``name`` per category (zeros for a name not in the graph)."""
-        return next((r for r in self.rows if r.name == name), NameStaleness(name, 0, 0, 0, 0))
-
-    @property
-    def total(self) -> NameStaleness:
-        """Sums over all task names, named ``"Total"``."""
-        sums = [sum(getattr(r, f) for r in self.rows) for f in _FIELDS]
-        return NameStaleness("Total", *sums)
-
-    def name_of(self, task_hash: str) -> str:
-        """Task name of a task of the graph.
-
-        Raises
-        ------
-        KeyError
-            If no task of the graph has this hash.
-        """
-        return self._graph.names[task_hash]
-
-    def category(self, task_hash: str) -> str | None:
-        """One of :data:`CATEGORIES` for a complete task, ``None`` for one without a result."""
-        for category, attribute in zip(CATEGORIES, _FIELDS, strict=True):
-            if task_hash in getattr(self, attribute):
-                return category
-        return None
-
-    def invalidation(self, names: Callable[[str], bool] | None = None) -> frozenset[str]:
-        """Hashes to invalidate to recompute stale results: the stale ones and every complete task downstream.
-
-        Parameters
-        ----------
-        names : callable, optional
-            Keep only stale tasks whose name it accepts (``--target``); downstream tasks are kept whatever
-            their name, since they were computed from the results removed.
-        """
-        chosen = {h for h in self.stale if names is None or names(self._graph.names[h])}
-        return frozenset((chosen | self._graph.downstream(chosen)) & self._graph.complete)
 
 
 def classify(

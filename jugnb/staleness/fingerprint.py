@@ -46,18 +46,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
-import re
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..notebook.jugfile import atomic_write
+from ..backends import FingerprintBlobs, select
 from ..session.tasks import task_hex
-from ..workers.records import companion_folder
 from .codeindex import CodeIndex
 
 log = logging.getLogger(__name__)
@@ -65,9 +61,6 @@ log = logging.getLogger(__name__)
 #: Bumped whenever normalisation changes (every recorded fingerprint then differs from the current ones).
 VERSION = 1
 _TAG = f"jugnb fingerprint v{VERSION}\n"
-REDIS_HASH = "jugnb:fingerprints"
-_PARTS = "# parts: "
-_DIGEST = re.compile(r"[0-9a-f]{40}")
 _ATOMS = (str, bytes, int, float, complex, bool, type(None), range, slice)
 _ATOM_TYPES = frozenset(_ATOMS)
 
@@ -275,17 +268,24 @@ def task_fingerprints(
     return TaskFingerprinter(jugfile_text, namespace).for_tasks(tasks)
 
 
-class FingerprintStore(ABC):
+class FingerprintStore:
     """Normalised sources by digest, kept with a jugdir's records so that old code can be diffed.
 
     Workers save the fingerprint of each task they run (:meth:`save`); ``%jug why`` loads the recorded one
     (:meth:`load`) to show what changed. Content-addressed: a digest's entry never changes once written.
+    Where they are kept is the backend's (:meth:`jugnb.backends.Backend.fingerprint_blobs`: files beside a
+    folder jugdir, outside it, where ``jug cleanup`` would delete them; a hash in redis).
 
-    - **file store** (and ``file_keepalive:``): ``<jugdir>.jugnb/fingerprints/<digest>.py``, beside the
-      records folder (:func:`jugnb.workers.records.companion_folder`) and, like it, outside the jugdir, where
-      ``jug cleanup`` would delete it. Each file is the normalised source under a ``# parts: ...`` line.
-    - **redis**: the hash ``jugnb:fingerprints`` (field: digest, value: JSON ``{"source", "parts"}``).
+    Parameters
+    ----------
+    blobs : FingerprintBlobs
     """
+
+    def __init__(self, blobs: FingerprintBlobs) -> None:
+        self.blobs = blobs
+
+    def __repr__(self) -> str:
+        return f"FingerprintStore({self.blobs!r})"
 
     @staticmethod
     def for_jugdir(jugdir: str, store: Any = None) -> FingerprintStore:
@@ -302,21 +302,15 @@ class FingerprintStore(ABC):
         StoreError
             For an in-memory ``dict_store``, which keeps no records either, or a bad redis URL.
         """
-        if jugdir.startswith("redis:"):
-            return RedisFingerprintStore(jugdir, store)
-        return FileFingerprintStore(companion_folder(jugdir, "fingerprints"))
+        return FingerprintStore(select(jugdir).fingerprint_blobs(store))
 
-    @abstractmethod
     def save(self, fingerprint: Fingerprint) -> None:
         """Keep ``fingerprint``'s source (nothing happens when its digest is stored already)."""
-
-    @abstractmethod
-    def _load_raw(self, digest: str) -> tuple[str, tuple[str, ...]] | None:
-        """Read the stored ``(source, parts)`` of ``digest``, if any."""
+        self.blobs.save(fingerprint.digest, fingerprint.source, fingerprint.parts)
 
     def load(self, digest: str) -> Fingerprint | None:
         """Load the fingerprint with this digest; ``None`` when it was never saved (or is damaged)."""
-        raw = self._load_raw(digest)
+        raw = self.blobs.load(digest)
         if raw is None:
             return None
         found = Fingerprint.of(*raw)
@@ -325,81 +319,6 @@ class FingerprintStore(ABC):
             return None
         return found
 
-    def close(self) -> None:  # noqa: B027 - optional for subclasses
-        """Release connections."""
-
-
-class FileFingerprintStore(FingerprintStore):
-    """Fingerprints as ``<digest>.py`` files in ``folder`` (created on the first :meth:`save`)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._saved: set[str] = set()  # a worker saves the same few fingerprints for many tasks
-
-    def __repr__(self) -> str:
-        return f"FileFingerprintStore({str(self.folder)!r})"
-
-    def save(self, fingerprint: Fingerprint) -> None:
-        """Write ``<digest>.py`` atomically unless it exists."""
-        if fingerprint.digest in self._saved:
-            return
-        path = self.folder / f"{fingerprint.digest}.py"
-        if not path.exists():
-            atomic_write(path, f"{_PARTS}{', '.join(fingerprint.parts)}\n{fingerprint.source}")
-        self._saved.add(fingerprint.digest)
-
-    def _load_raw(self, digest: str) -> tuple[str, tuple[str, ...]] | None:
-        if not _DIGEST.fullmatch(digest):
-            return None
-        try:
-            text = (self.folder / f"{digest}.py").read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        header, _, source = text.partition("\n")
-        if not header.startswith(_PARTS):
-            return None
-        parts = header[len(_PARTS) :]
-        return source, tuple(parts.split(", ")) if parts else ()
-
-
-class RedisFingerprintStore(FingerprintStore):
-    """Fingerprints in the redis hash ``jugnb:fingerprints`` of the jugdir's database.
-
-    Parameters
-    ----------
-    url : str
-        ``redis://[:password@]host[:port][/db]``; kept out of every repr and message.
-    store : jug store, optional
-        The open store of ``url``, whose client is shared.
-    """
-
-    def __init__(self, url: str, store: Any = None) -> None:
-        from ..backends.redis_store import client_for
-
-        self._redis, self._owned = client_for(url, store)
-        self._saved: set[str] = set()
-
-    def __repr__(self) -> str:
-        return "RedisFingerprintStore(<redis>)"
-
-    def save(self, fingerprint: Fingerprint) -> None:
-        """``HSETNX`` the fingerprint's source and parts."""
-        if fingerprint.digest not in self._saved:
-            value = json.dumps({"source": fingerprint.source, "parts": list(fingerprint.parts)})
-            self._redis.hsetnx(REDIS_HASH, fingerprint.digest, value)
-            self._saved.add(fingerprint.digest)
-
-    def _load_raw(self, digest: str) -> tuple[str, tuple[str, ...]] | None:
-        raw: Any = self._redis.hget(REDIS_HASH, digest)
-        if raw is None:
-            return None
-        try:
-            data = json.loads(raw)
-            return str(data["source"]), tuple(str(p) for p in data["parts"])
-        except (ValueError, KeyError, TypeError):
-            return None
-
     def close(self) -> None:
-        """Close the connection (unless it is the store's)."""
-        if self._owned:
-            self._redis.close()
+        """Release connections."""
+        self.blobs.close()

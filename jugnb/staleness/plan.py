@@ -1,6 +1,6 @@
 """``execute --dry-run``: what would run, grouped by task name and reason, with the expected cost.
 
-Costs come from the durations jugnb workers record (:mod:`jugnb.workers.records`): the median of the
+Costs come from the durations jugnb workers record (:mod:`jugnb.status.records`): the median of the
 successful runs
 of each task name, times the number of tasks. Nothing is run, locked or written.
 """
@@ -11,13 +11,11 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..session.tasks import task_hex
-from ..workers.records import TaskRecord
-
-if TYPE_CHECKING:
-    from .classify import StalenessReport
+from ..status.records import TaskRecord
+from .report import StalenessReport
 
 __all__ = ["PLAN_REASONS", "Plan", "PlanGroup", "dry_run_plan", "run_reason"]
 

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..backends.readers import FAILED, LOCKED, BoolArray, LockArray, make_reader
+from ..backends import make_reader
+from ..backends.readers import FAILED, LOCKED, BoolArray, LockArray
 
 __all__ = ["STATES", "NameCounts", "StatusReader", "StatusSnapshot"]
 

@@ -25,7 +25,7 @@ from traitlets import Int
 from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
 from ..status.reader import STATES, StatusReader
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from ._subshell import route_to_subshell
 from .browsing import TaskEntry, argument_summary, list_entries, result_size, retry_task, task_names
 from .viewmodel import format_bytes, format_duration

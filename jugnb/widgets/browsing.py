@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.spec import save_dict_store
+from ..backends import persist
 from ..session.tasks import task_hex
 from ..status.reader import STATES, StatusSnapshot
 
@@ -166,7 +166,7 @@ def retry_task(store: Any, task_hash: str) -> bool:
     if not lock.is_failed():
         return False
     lock.release()
-    save_dict_store(store)
+    persist(store)
     return True
 
 

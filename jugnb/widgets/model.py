@@ -2,7 +2,7 @@
 
 :class:`ProgressModel` turns a :class:`~jugnb.status.reader.StatusSnapshot`, the pool's
 :class:`~jugnb.workers.pool.WorkerInfo` and :class:`~jugnb.workers.pool.PoolEvent` lists and new
-:class:`~jugnb.workers.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
+:class:`~jugnb.status.records.TaskRecord` objects into one view, remembering what rates, ETAs and events
 need.
 
 This module imports neither ipywidgets nor IPython.
@@ -89,6 +89,7 @@ class ProgressModel:
         self._events: deque[EventRow] = deque(maxlen=max_events)
         self._seen_pool_events: set[tuple[float, str, str, int]] = set()
         self._first: tuple[float, int] | None = None
+        self._leases: list[Any] = []
         self.message = ""
 
     # -- inputs ------------------------------------------------------------------------------------------
@@ -97,8 +98,19 @@ class ProgressModel:
         """Add an event (e.g. ``"reloaded"`` by the poller)."""
         self._events.append(EventRow(time.time() if when is None else when, kind, title, detail))
 
+    def set_leases(self, leases: Sequence[Any], lost: Iterable[Any] = ()) -> None:
+        """Take in the jugdir's leases (:class:`~jugnb.backends.leases.Lease`): every worker on every host.
+
+        ``lost`` are leases just found expired (their locks were released): each becomes an event.
+        """
+        from ..backends.leases import lost_message
+
+        self._leases = list(leases)
+        for lease in lost:
+            self._events.append(EventRow(lease.lost_at or time.time(), "lost", lost_message(lease)))
+
     def add_records(self, records: Iterable[Any], our_workers: Sequence[str] = ()) -> None:
-        """Take in new :class:`~jugnb.workers.records.TaskRecord` objects: durations, others, failures."""
+        """Take in new :class:`~jugnb.status.records.TaskRecord` objects: durations, others, failures."""
         ours = set(our_workers)
         for record in records:
             if record.status == "ok" and record.duration is not None:
@@ -218,6 +230,17 @@ class ProgressModel:
             for w in workers
         ]
         ours = {w.worker_id for w in workers}
+        for lease in self._leases:  # every jugnb worker on every host, as its lease says
+            if lease.worker in ours:
+                continue
+            lost = lease.lost_at is not None or lease.expired(now)
+            if lost and now - (lease.lost_at or lease.renewed) > self.other_window:
+                continue
+            since = now - lease.task_since if lease.task_since and lease.state == "running" else None
+            state = lease.describe(now) if lost else lease.state
+            rows.append(WorkerRow(lease.worker, lease.pid, lease.host, state, lease.task, since, None,
+                                  alive=not lost, ours=False, last_seen=lease.renewed))  # fmt: skip
+        ours |= {lease.worker for lease in self._leases}
         for (worker, host, pid), (last, task) in sorted(self._others.items(), key=lambda kv: kv[1][0]):
             if worker in ours or now - last > self.other_window:
                 continue

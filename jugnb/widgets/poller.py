@@ -27,9 +27,11 @@ from typing import Any
 from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
+from ..backends import leases_of
+from ..backends.leases import recover_expired
 from ..errors import StoreError
 from ..status.reader import StatusReader, StatusSnapshot
-from ..workers.records import RecordLog
+from ..status.records import RecordLog
 from .model import ProgressModel
 from .viewmodel import ProgressView
 
@@ -217,6 +219,7 @@ class StatusPoller(LoggingConfigurable):
             self.model.add_records(records.read_new(), [w.worker_id for w in workers])
         if self.pool is not None:
             self.model.add_pool_events(list(self.pool.events))
+        self._leases_of(graph)
         barrier = _barrier_text(graph)
         done = self._done(snapshot, graph, bool(barrier), pool_ended)
         stale = self.staleness(graph, snapshot) if self.staleness is not None else None
@@ -235,6 +238,18 @@ class StatusPoller(LoggingConfigurable):
         reader = self._new_reader(graph)
         self._reader = (graph, reader)
         return reader
+
+    def _leases_of(self, graph: Any) -> None:
+        """Read every worker's lease; release the locks of expired ones (the poller recovers too)."""
+        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+        if not jugdir:
+            return
+        try:
+            leases = leases_of(jugdir, getattr(graph, "store", None))
+            lost = recover_expired(leases, _namer(graph))
+            self.model.set_leases(leases.read_all() + leases.read_lost(), lost)
+        except (StoreError, OSError) as err:
+            self.log.debug("cannot read the workers' leases: %s", err)
 
     def _record_log(self, graph: Any) -> RecordLog | None:
         if self._records_for == "given":
@@ -270,6 +285,18 @@ class StatusPoller(LoggingConfigurable):
             self.panel.show_message(line)
         except Exception:
             self.log.debug("the panel cannot show the error either", exc_info=True)
+
+
+def _namer(graph: Any) -> Callable[[str], str]:
+    """Task hash -> name for messages; the map is built only when a lost worker's locks are named."""
+    names: dict[str, str] = {}
+
+    def name(task_hash: str) -> str:
+        if not names:
+            names.update((t.hash().decode("ascii"), str(t.name)) for t in graph.tasks)
+        return names.get(task_hash, task_hash[:12])
+
+    return name
 
 
 def _new_reader(graph: Any) -> StatusReader:

@@ -14,12 +14,10 @@ import time
 from collections import Counter
 from typing import Any
 
+from ..backends import leases_of
 from ..backends.leases import LeaseStore
 from ..errors import JugnbError
 from .lockowners import LockOwners
-from .records import companion_folder
-
-CLEANUP_LOG_KEY = "jugnb:cleanup-log"
 
 
 class CleanupGuard:
@@ -37,10 +35,10 @@ class CleanupGuard:
         self.jugdir = jugdir
         self.store = store
         try:
-            self.leases: LeaseStore | None = LeaseStore.for_jugdir(jugdir, store)
+            self.leases: LeaseStore | None = leases_of(jugdir, store)
         except JugnbError:
             self.leases = None  # dict_store: one process, no workers to protect
-        self.owners = LockOwners(jugdir, self.leases)
+        self.owners = LockOwners(jugdir, self.leases, store)
 
     def check_results(self, force: bool) -> None:
         """Refuse to remove results while a jugnb worker runs on this jugdir (unless ``force``).
@@ -66,7 +64,7 @@ class CleanupGuard:
         if self.owners.owner(task_hash).kind == "live":
             return True
         # A worker started after the snapshot: its lease exists before its first lock.
-        self.owners = LockOwners(self.jugdir, self.leases)
+        self.owners = LockOwners(self.jugdir, self.leases, self.store)
         return self.owners.owner(task_hash).kind == "live"
 
     def log(self, removed_results: int, lock_names: Counter[str], mode: str) -> None:
@@ -77,16 +75,8 @@ class CleanupGuard:
             f"{socket.gethostname()}: {removed_results} results, {sum(lock_names.values())} locks"
             + (f" ({named})" if named else "")
         )
-        client = getattr(self.store, "redis", None)
-        if self.jugdir.startswith("redis:") and client is not None:
-            client.rpush(CLEANUP_LOG_KEY, line)
-            return
-        if self.leases is None:
-            return
-        path = companion_folder(self.jugdir, "cleanup.log")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+        if self.leases is not None:
+            self.leases.append_cleanup_log(line)
 
 
 def removal_lines(removal: Any, mode: str, jug_words: bool = False) -> list[str]:

@@ -93,12 +93,6 @@ def put_jugdir_on_stdin(jugdir: str) -> None:
     os.close(read_end)
 
 
-def store_lost_errors() -> tuple[type[BaseException], ...]:
-    """Return the exception a lost redis server raises in a worker (none when redis was never imported)."""
-    redisstore = sys.modules.get("jugnb.backends.redis_store")
-    return (redisstore.StoreLost,) if redisstore is not None else ()
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse the worker's command line (``[options] -- [jug execute options]``)."""
     parser = argparse.ArgumentParser(prog="python -m jugnb.workers.loop")

@@ -74,8 +74,8 @@ class LeaseKeeper:
         while not self._stop.wait(tick):
             try:
                 self._tick()
-            except BaseException:  # a lost store: the worker's own loop reports it
-                log.warning("lease upkeep failed", exc_info=True)
+            except BaseException as err:  # a lost store: the worker's own loop reports it, traceback and all
+                log.warning("lease upkeep failed: %s", err)
 
     def _tick(self) -> None:
         if self.leases.is_lost(self.lease.worker):

@@ -9,10 +9,13 @@ lease owns is plain jug's: shown with its holder and age, never released automat
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from ..backends import LockOwner, leases_of, select
 from ..backends.leases import Lease, LeaseStore
-from .locks import LockFile, file_store_folder, read_lock
+from ..errors import StoreError
 
 _SLACK = 1.0
 FIX_LOST = (
@@ -32,13 +35,13 @@ class Owner:
         plain jug, or a redis lock without a recorded owner), ``"failed"`` (a ``--keep-failed`` mark).
     lease : Lease or None
         The owning lease (live or lost).
-    lock : LockFile or None
-        The file lock (file stores).
+    lock : LockOwner or None
+        What the lock itself says (pid, host and mtime when the store records them).
     """
 
     kind: str
     lease: Lease | None
-    lock: LockFile | None
+    lock: LockOwner | None
 
 
 class LockOwners:
@@ -51,9 +54,10 @@ class LockOwners:
         ``None`` for a store without leases.
     """
 
-    def __init__(self, jugdir: str, leases: LeaseStore | None) -> None:
+    def __init__(self, jugdir: str, leases: LeaseStore | None, store: Any = None) -> None:
         self.jugdir = jugdir
-        self.folder = file_store_folder(jugdir)
+        self.backend = select(jugdir)
+        self.store = store
         registered = leases.read_all() if leases is not None else []
         self.leases = registered + (leases.read_lost() if leases is not None else [])
         self.redis_owners = leases.lock_owners() if leases is not None else {}
@@ -65,15 +69,15 @@ class LockOwners:
 
     def owner(self, task_hash: str) -> Owner:
         """Who holds the lock of ``task_hash`` (the lock is assumed to exist)."""
-        if self.folder is None:
-            worker = self.redis_owners.get(task_hash)
-            match = next((lease for lease in self.leases if lease.worker == worker), None)
-            return Owner(self._kind(match), match, None)
-        lock = read_lock(self.folder / "locks" / f"{task_hash}.lock")
+        lock = self.backend.lock_owner(task_hash, self.store)
         if lock is not None and lock.failed:
             return Owner("failed", None, lock)
+        if not self.backend.lock_names_owner:  # the owner is recorded beside the lock (redis)
+            worker = self.redis_owners.get(task_hash)
+            match = next((lease for lease in self.leases if lease.worker == worker), None)
+            return Owner(self._kind(match), match, lock)
         match = None
-        if lock is not None:
+        if lock is not None and lock.mtime is not None:
             for lease in self.leases:
                 if (lease.host, lease.pid) == (lock.host, lock.pid) and lock.mtime >= lease.started - _SLACK:
                     if match is None or lease.lost_at is None:
@@ -96,7 +100,7 @@ class LockOwners:
             return f"running on worker {lease.worker} ({lease.host}, pid {lease.pid})"
         if owner.kind == "lost" and lease is not None:
             return f"lost: worker {lease.worker} on {lease.host} {lease.describe(now)}; {FIX_LOST}"
-        if lock is not None and lock.pid is not None:
+        if lock is not None and lock.pid is not None and lock.mtime is not None:
             age = _age(now - lock.mtime)
             return f"held by jug, pid {lock.pid} on {lock.host}, no lease (locked {age} ago)"
         return "held by jug (no owner recorded), no lease"
@@ -108,3 +112,77 @@ def _age(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def read_leases(jugdir: str, store: Any = None) -> list[Lease]:
+    """Every worker's lease on ``jugdir``, live first, then the lost ones (empty for a ``dict_store``).
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be read.
+    """
+    try:
+        leases = leases_of(jugdir, store)
+    except StoreError:
+        return []
+    try:
+        found = leases.read_all() + leases.read_lost()
+    finally:
+        if store is None:
+            leases.close()
+    return sorted(found, key=lambda one: (one.lost_at is not None or one.expired(), one.host, one.pid))
+
+
+def lease_rows(leases: Sequence[Lease], now: float | None = None) -> list[tuple[str, ...]]:
+    """Rows ``(worker, host, pid, state, done, failed, slurm job)`` for people, from leases."""
+    now = time.time() if now is None else now
+    rows: list[tuple[str, ...]] = []
+    for lease in leases:
+        slurm = lease.slurm_job or ""
+        if lease.slurm_array_job and lease.slurm_array_task:
+            slurm = f"{lease.slurm_array_job}_{lease.slurm_array_task}"
+        counts = (str(lease.done), str(lease.failed))
+        rows.append((lease.worker, lease.host, str(lease.pid), lease.describe(now), *counts, slurm))
+    return rows
+
+
+def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5) -> list[str]:
+    """Lines about locks that no live jugnb worker holds: lost workers' (with the fix) and plain jug's.
+
+    The status table counts such tasks as active; these lines say who really holds them.
+
+    Parameters
+    ----------
+    jugdir : str
+    store : jug store
+        Its ``listlocks()`` names the locked tasks.
+    names : mapping
+        Task hash -> task name (hashes of other jugfiles are shown shortened).
+    most : int
+        Locks listed one by one per kind at most.
+    """
+    try:
+        leases: LeaseStore | None = leases_of(jugdir, store)
+    except StoreError:
+        return []
+    owners = LockOwners(jugdir, leases, store)
+    lost: list[str] = []
+    plain: list[str] = []
+    for raw in store.listlocks():
+        key = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+        owner = owners.owner(key)
+        name = names.get(key, key[:12])
+        if owner.kind == "lost":
+            lost.append(f"  {name}: {owners.describe(key)}")
+        elif owner.kind == "jug":
+            plain.append(f"  {name}: {owners.describe(key)}")
+    lines = []
+    if lost:
+        lines.append(f"{len(lost)} active tasks are locked by LOST workers (not running):")
+        lines += lost[:most] + ([f"  ... and {len(lost) - most} more"] if len(lost) > most else [])
+    if plain:
+        lines.append(f"{len(plain)} active tasks are locked by processes without a lease (plain jug):")
+        lines += plain[:most] + ([f"  ... and {len(plain) - most} more"] if len(plain) > most else [])
+        lines.append("  jugnb never releases these: if that process is gone, `cleanup --locks-only` does.")
+    return lines

@@ -1,8 +1,7 @@
 """jug's task locks as seen from outside: who holds them, whether the holder lives, releasing a dead one's.
 
-A file store lock is ``<jugdir>/locks/<hash>.lock`` containing ``PID <pid> on HOSTNAME <host>``; jug marks
-a failed task (``--keep-failed``) by setting the lock's mtime to 1 s after the epoch. Redis locks carry no
-owner (``lock:<hash>`` is ``L`` or ``F``), so their holder is always "unknown".
+What a lock says about its owner is the backend's (:meth:`jugnb.backends.Backend.lock_owner`): file store
+locks name a pid and a host, redis locks name no one, so their holder is always "unknown".
 
 Liveness is only knowable on this host: a lock is held by a live process when a process with that pid
 exists *and* was created before the lock was written (a pid recycled later cannot own it). Locks of other
@@ -12,19 +11,14 @@ hosts are never released here.
 from __future__ import annotations
 
 import enum
-import os
-import re
 import socket
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
 
+from ..backends import select
+
 HOST = socket.gethostname()
-REDIS_CHANGES = "jugnb:changes"
-_OWNER = re.compile(rb"^PID (?P<pid>\d+) on HOSTNAME (?P<host>\S+)")
 # Process start times are rounded (clock ticks) and the lock file's mtime is set just after
 # its creation: allow a little slack either way.
 _SLACK = 1.0
@@ -38,69 +32,6 @@ class Holder(enum.Enum):
     LIVE = "live"
     DEAD = "dead"
     UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class LockFile:
-    """A file store lock.
-
-    Attributes
-    ----------
-    hash : str
-        Task hash.
-    pid : int or None
-        Owner pid (``None`` if the content cannot be parsed).
-    host : str or None
-        Owner host name.
-    mtime : float
-        Modification time (seconds since the epoch); 1.0 marks a failed task.
-    """
-
-    hash: str
-    pid: int | None
-    host: str | None
-    mtime: float
-
-    @property
-    def failed(self) -> bool:
-        """Whether jug marked the task as failed (``--keep-failed``)."""
-        return self.mtime <= 1.0
-
-
-def file_store_folder(jugdir: str) -> Path | None:
-    """Folder of a file or ``file_keepalive:`` store, ``None`` for redis and dict stores."""
-    if jugdir.startswith(("redis:", "dict_store")):
-        return None
-    if jugdir.startswith("file_keepalive:"):
-        jugdir = jugdir[len("file_keepalive:") :]
-    return Path(jugdir)
-
-
-def read_lock(path: Path) -> LockFile | None:
-    """Parse one lock file; ``None`` if it vanished meanwhile."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(256)
-            mtime = os.fstat(handle.fileno()).st_mtime
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    match = _OWNER.match(head)
-    pid = int(match["pid"]) if match else None
-    host = match["host"].decode("utf-8", "replace") if match else None
-    return LockFile(path.name[: -len(".lock")], pid, host, mtime)
-
-
-def iter_locks(jugdir: str) -> Iterable[LockFile]:
-    """Every lock of a file store (nothing for other stores)."""
-    folder = file_store_folder(jugdir)
-    if folder is None or not (folder / "locks").is_dir():
-        return
-    with os.scandir(folder / "locks") as entries:
-        for entry in entries:
-            if entry.name.endswith(".lock"):
-                lock = read_lock(Path(entry.path))
-                if lock is not None:
-                    yield lock
 
 
 def process_alive(pid: int, *, created_before: float | None = None, created_at: float | None = None) -> bool:
@@ -129,17 +60,17 @@ def process_alive(pid: int, *, created_before: float | None = None, created_at: 
 
 def holder(task: Any, jugdir: str) -> Holder:
     """Who holds the lock of ``task`` (a jug ``Task`` whose store is ``jugdir``)."""
-    folder = file_store_folder(jugdir)
-    if folder is None:
+    backend = select(jugdir)
+    if not backend.lock_names_owner:
         if not task.is_locked():
             return Holder.FREE
         return Holder.FAILED if task.is_failed() else Holder.UNKNOWN
-    lock = read_lock(folder / "locks" / f"{task.hash().decode('ascii')}.lock")
+    lock = backend.lock_owner(task.hash().decode("ascii"))
     if lock is None:
         return Holder.FREE
     if lock.failed or task.is_failed():  # is_failed also knows file_keepalive's 30-minute rule
         return Holder.FAILED
-    if lock.host != HOST or lock.pid is None:
+    if lock.host != HOST or lock.pid is None or lock.mtime is None:
         return Holder.UNKNOWN
     return Holder.LIVE if process_alive(lock.pid, created_before=lock.mtime) else Holder.DEAD
 
@@ -147,70 +78,16 @@ def holder(task: Any, jugdir: str) -> Holder:
 def release_locks_of(jugdir: str, pid: int, *, started: float, ended: float) -> list[str]:
     """Release the locks that process ``pid`` of this host held when it died; return their hashes.
 
-    Only locks whose content names this pid and this host, that are not failed marks (``--keep-failed``
-    keeps those on purpose), and that were written while the process lived (``started`` to ``ended``,
-    seconds since the epoch: a later process reusing the pid is spared) are removed.
+    Only locks whose owner is this pid on this host, that are not failed marks (``--keep-failed`` keeps
+    those on purpose), and that were written while the process lived (``started`` to ``ended``, seconds
+    since the epoch: a later process reusing the pid is spared) are removed. Stores whose locks name no
+    owner release nothing here.
     """
-    folder = file_store_folder(jugdir)
+    backend = select(jugdir)
     released: list[str] = []
-    if folder is None:
-        return released
-    for lock in iter_locks(jugdir):
-        mine = lock.pid == pid and lock.host == HOST and not lock.failed
-        if mine and started - _SLACK <= lock.mtime <= ended + _SLACK:
-            try:
-                os.unlink(folder / "locks" / f"{lock.hash}.lock")
-            except FileNotFoundError:
-                continue
+    for lock in backend.iter_locks():
+        if lock.pid != pid or lock.host != HOST or lock.failed or lock.mtime is None:
+            continue
+        if started - _SLACK <= lock.mtime <= ended + _SLACK and backend.release_lock(lock.hash):
             released.append(lock.hash)
     return released
-
-
-def release_redis_lock(url: str, task_hash: str) -> bool:
-    """Delete ``lock:<hash>`` unless it marks a failed task; return whether a lock was removed.
-
-    Raises
-    ------
-    StoreError
-        If the server is unreachable or refuses the login (password never in the message).
-    """
-    from ..backends.redis_store import redis_client
-
-    client = redis_client(url)
-    try:
-        key = f"lock:{task_hash}"
-        if client.get(key) == b"F" or not client.delete(key):
-            return False
-        bump_redis_changes(client)
-        return True
-    finally:
-        client.close()
-
-
-def bump_redis_changes(client: Any) -> None:
-    """Tell waiting workers that the store changed (``INCR jugnb:changes``).
-
-    ``DBSIZE`` alone can miss a change: a result added and a lock deleted leave it as it was.
-    """
-    client.incr(REDIS_CHANGES)
-
-
-def change_token(jugdir: str, store: Any = None) -> tuple[int, ...]:
-    """Return a cheap value that changes whenever a task of the store is locked or unlocked (hence finished).
-
-    File stores: the ``locks`` folder's mtime (one ``stat``). Redis (``store`` is jug's open
-    ``redis_store``): ``DBSIZE`` (a task finished by plain jug adds a ``result:`` key) and the counter
-    that jugnb workers and pools bump after each task and lock release (:func:`bump_redis_changes`),
-    in one round trip. Anything else: constant, and waiters fall back to periodic rescans.
-    """
-    folder = file_store_folder(jugdir)
-    if folder is None and store is not None and hasattr(store, "redis"):
-        size, changes = store.redis.pipeline().dbsize().get(REDIS_CHANGES).execute()
-        return (int(size), int(changes or 0))
-    if folder is not None:
-        try:
-            st = os.stat(folder / "locks")
-        except FileNotFoundError:
-            return (0,)
-        return (st.st_mtime_ns, st.st_ino)
-    return (0,)

@@ -39,11 +39,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backends.leases import Lease, LeaseStore, configured_timing
-from ..backends.spec import open_store, redact
+from ..backends import leases_of, select, store_lost_errors
+from ..backends.leases import Lease, configured_timing
+from ..backends.spec import redact
 from ..errors import JugnbError, StoreUnreachable
 from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
 from ..staleness.fingerprint import FingerprintStore
+from ..status.records import RecordLog
 from .env import (
     EXIT_STORE_LOST,
     Control,
@@ -52,14 +54,12 @@ from .env import (
     put_jugdir_on_stdin,
     read_pointer,
     stat_key,
-    store_lost_errors,
     watch_parent,
 )
 from .heartbeat import Heartbeat
 from .leasekeeper import LeaseKeeper
-from .locks import Holder, bump_redis_changes, change_token, holder
+from .locks import Holder, holder
 from .recorder import TaskRecorder
-from .records import RecordLog
 
 log = logging.getLogger("jugnb.workers.loop")
 
@@ -76,6 +76,11 @@ CONFIRM_TICKS = 3
 _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
+EXIT_IMPORT_FAILED = 4
+
+
+class ImportFailed(Exception):
+    """Importing the jugfile raised (the worker exits with :data:`EXIT_IMPORT_FAILED`)."""
 
 
 class Stop(BaseException):
@@ -110,7 +115,8 @@ class Worker:
             Path(args.heartbeat), {"worker": args.worker_id, "pid": os.getpid(), "jugfile": self.snapshot}
         )
         # Opened here, not by jug: jug's redis store drops the URL's password and database number.
-        self.store: Any = open_store(args.jugdir, fatal=True, retry_for=args.store_retry)
+        self.backend = select(args.jugdir)
+        self.store: Any = self.backend.open(fatal=True, retry_for=args.store_retry)
         self.recorder = TaskRecorder(
             RecordLog.for_jugdir(args.jugdir, self.store),
             self.heartbeat,
@@ -126,7 +132,7 @@ class Worker:
     def _lease_keeper(self) -> LeaseKeeper | None:
         """Make the keeper of this worker's lease (``None`` for a store without shared workers)."""
         try:
-            leases = LeaseStore.for_jugdir(self.args.jugdir, self.store)
+            leases = leases_of(self.args.jugdir, self.store)
         except JugnbError:
             return None
         interval, timeout = configured_timing(self.args.lease_interval, self.args.lease_timeout)
@@ -191,11 +197,16 @@ class Worker:
             log.info("drained (%s) after %d tasks", stop, self.recorder.nr_executed)
             code = EXIT_DRAINED
         except store_lost_errors() as lost:
-            held = sorted(getattr(self.store.redis, "held_locks", ()))
+            held = self.backend.held_locks(self.store)
             log.error("stopping: %s", lost)
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        except ImportFailed:
+            if not self.args.summary_file:
+                log.exception("worker %s failed", self.args.worker_id)
+            # `jugnb execute` imports the jugfile itself and names the cell: no traceback from each worker.
+            code = EXIT_IMPORT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -236,9 +247,12 @@ class Worker:
         failures = False
         while True:
             del task.alltasks[:]
-            self.store, jugspace = jug.jug.init(
-                options.jugfile, options.jugdir, on_error="propagate", store=self.store
-            )
+            try:
+                self.store, jugspace = jug.jug.init(
+                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                )
+            except Exception as err:
+                raise ImportFailed(err) from err
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
@@ -277,7 +291,7 @@ class Worker:
         failures, stuck_once, quiet_since, first = False, False, time.monotonic(), True
         while True:
             self.check_control()
-            token = change_token(self.args.jugdir, self.store)
+            token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
             mine = self.budget.fitting(_unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine:
@@ -310,9 +324,8 @@ class Worker:
         return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
 
     def _announce_change(self, _task: Any) -> None:
-        """Wake waiting workers of a redis store (file stores: the lock release itself does)."""
-        if hasattr(self.store, "redis"):
-            bump_redis_changes(self.store.redis)
+        """Wake waiting workers where the store does not signal changes by itself."""
+        self.backend.notify_change(self.store)
 
     def _nr_done(self) -> int:
         return self.recorder.nr_executed + self.recorder.nr_failed
@@ -355,7 +368,7 @@ class Worker:
         while True:
             time.sleep(self.args.poll_interval)
             self.check_control()
-            if fresh or change_token(self.args.jugdir, self.store) != token:
+            if fresh or self.backend.change_token(self.store) != token:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -418,7 +431,10 @@ def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one worker; return its exit code (0 done or drained, 1 task failed, 2 bad setup, 3 store lost)."""
+    """Run one worker; return its exit code.
+
+    0 done or drained, 1 a task failed, 2 bad setup, 3 store lost, 4 the jugfile's import failed.
+    """
     control = Control()
     install_signals(control)
     args = parse_args(sys.argv[1:] if argv is None else argv)

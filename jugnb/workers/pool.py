@@ -27,13 +27,10 @@ Configuration (``%config WorkerPool`` in a kernel)::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -45,21 +42,13 @@ from typing import Any
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..backends.spec import child_environment, redact, with_env_password
+from ..backends.spec import absolute_jugdir, redact
 from ..errors import StoreError, WorkerError
 from ..notebook.jugfile import atomic_write
-from .process import (
-    ExitReport,
-    NotRunning,
-    PoolEvent,
-    WorkerInfo,
-    WorkerProcess,
-    check_start,
-    handle_exit,
-    release_held_locks,
-    worker_info,
-)
-from .records import RecordLog
+from ..status.records import RecordLog
+from .exits import ExitReport, handle_exit, release_held_locks
+from .launch import claim_worker_id, launch_worker, worker_command
+from .process import NotRunning, PoolEvent, WorkerInfo, WorkerProcess, check_start, worker_info
 
 __all__ = ["NotRunning", "PoolEvent", "WorkerInfo", "WorkerPool"]
 
@@ -215,45 +204,16 @@ class WorkerPool(LoggingConfigurable):
         return [worker_info(p) for p in started]
 
     def _spawn(self) -> WorkerProcess:
-        worker_id, log = self._new_worker()
+        folder = self.state_dir / "workers" / self.module
+        worker_id, log = claim_worker_id(folder, self.pool_id, len(self._procs))
         heartbeat = log.with_suffix(".hb")
-        options = self._worker_options(worker_id, log, heartbeat)
-        command = [sys.executable, "-m", "jugnb.workers.loop", *options]
-        with open(log, "ab") as out:
-            popen = subprocess.Popen(
-                command,
-                cwd=self.cwd,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: signals reach the worker and its children only
-                env=child_environment(PYTHONUNBUFFERED="1"),
-            )
-        # The jugdir goes through a pipe, not argv nor the environment: a redis URL may hold a password,
-        # every local user can read a command line, and the user's processes each other's environment.
-        if popen.stdin is not None:  # always: stdin=PIPE
-            with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
-                popen.stdin.write(with_env_password(self.jugdir).encode("utf-8") + b"\n")
+        command = worker_command(self._worker_options(worker_id, log, heartbeat), self.execute_args)
+        popen = launch_worker(command, cwd=self.cwd, log=log, jugdir=self.jugdir)
         proc = WorkerProcess.from_popen(worker_id, popen, log, heartbeat, self.host)
         self._procs.append(proc)
         self._emit(PoolEvent(time.time(), "started", worker_id, proc.pid, f"worker {worker_id} started"))
         self._watch(proc)
         return proc
-
-    def _new_worker(self) -> tuple[str, Path]:
-        """Pick a worker id unused in the state folder and create its (empty) log file."""
-        folder = self.state_dir / "workers" / self.module
-        folder.mkdir(parents=True, exist_ok=True)
-        index = len(self._procs)
-        while True:
-            worker_id = f"{self.pool_id}.{index}"
-            log = folder / f"{worker_id}.log"
-            try:  # exclusive creation: another pool object on the same state may be adding workers
-                os.close(os.open(log, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            except FileExistsError:
-                index += 1
-                continue
-            return worker_id, log
 
     def _worker_options(self, worker_id: str, log: Path, heartbeat: Path) -> list[str]:
         options = [
@@ -265,15 +225,12 @@ class WorkerPool(LoggingConfigurable):
             f"--poll-interval={self.poll_interval}",
             f"--idle-timeout={self.idle_timeout}",
             f"--store-retry={self.store_retry}",
-            "--jugdir-stdin",
         ]
         if self.lease_interval is not None:
             options.append(f"--lease-interval={self.lease_interval}")
         if self.lease_timeout is not None:
             options.append(f"--lease-timeout={self.lease_timeout}")
-        if not self.detach:
-            options.append(f"--parent-pid={os.getpid()}")
-        return [*options, "--", *self.execute_args]
+        return options if self.detach else [*options, f"--parent-pid={os.getpid()}"]
 
     def _watch(self, proc: WorkerProcess) -> None:
         thread = threading.Thread(
@@ -452,29 +409,27 @@ class WorkerPool(LoggingConfigurable):
         names = set(cls.class_trait_names(to_dict=True))
         if jugdir is not None and redact(jugdir) == data.get("jugdir"):
             data = {**data, "jugdir": jugdir}
-        pool = cls(
-            Path(data["state_dir"]),
-            data["module"],
-            parent=parent,
-            **{k: v for k, v in data.items() if k in names},
-            **traits,
-        )
-        pool._procs = [WorkerProcess.from_dict(w) for w in data["workers"]]
-        try:
-            pool.records.read_new()
-        except StoreError as err:  # redis down, or its password unknown here: the workers still show
-            pool.log.warning("cannot read the task records: %s", err)
-        alive = [p for p in pool._procs if p.reattach()]
-        if not alive:
-            msg = f"no worker of {pool.module} is running any more (pids {[p.pid for p in pool._procs]})."
-            raise NotRunning(msg, path=str(pool.state_file))
-        pool.state = "running"
-        for proc in pool._procs:
-            if proc.ended is None:  # ended ones were settled by the pool that saw them end
-                pool._watch(proc)
-        if stop_at_exit and not pool.detach:
-            atexit.register(_shutdown_at_exit, weakref.ref(pool))
+        settings = {k: v for k, v in data.items() if k in names}
+        pool = cls(Path(data["state_dir"]), data["module"], parent=parent, **settings, **traits)
+        pool._adopt([WorkerProcess.from_dict(w) for w in data["workers"]], stop_at_exit)
         return pool
+
+    def _adopt(self, procs: list[WorkerProcess], stop_at_exit: bool) -> None:
+        """Watch the re-attached workers that still run (:meth:`from_dict`)."""
+        self._procs = procs
+        try:
+            self.records.read_new()
+        except StoreError as err:  # store down, or its password unknown here: the workers still show
+            self.log.warning("cannot read the task records: %s", err)
+        if not [p for p in procs if p.reattach()]:
+            msg = f"no worker of {self.module} is running any more (pids {[p.pid for p in procs]})."
+            raise NotRunning(msg, path=str(self.state_file))
+        self.state = "running"
+        for proc in procs:
+            if proc.ended is None:  # ended ones were settled by the pool that saw them end
+                self._watch(proc)
+        if stop_at_exit and not self.detach:
+            atexit.register(_shutdown_at_exit, weakref.ref(self))
 
     @classmethod
     def reattach(
@@ -505,17 +460,6 @@ class WorkerPool(LoggingConfigurable):
     def _save(self) -> None:
         atomic_write(self.state_file, json.dumps(self.to_dict(), indent=1) + "\n")
         self.state_file.chmod(0o600)  # pids and paths only, but other users have no business there
-
-
-def absolute_jugdir(jugdir: str, cwd: Path) -> str:
-    """``jugdir`` with a relative file store folder made absolute against ``cwd`` (jug's meaning of it).
-
-    jug builds lock paths from the jugdir string, and workers and kernels must agree on them.
-    """
-    prefix = "file_keepalive:" if jugdir.startswith("file_keepalive:") else ""
-    if jugdir.startswith(("redis:", "dict_store")):
-        return jugdir
-    return prefix + os.path.normpath(cwd / jugdir[len(prefix) :])
 
 
 def _shutdown_at_exit(ref: weakref.ref[WorkerPool]) -> None:

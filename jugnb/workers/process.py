@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
-import signal as signals
 import subprocess
 import threading
 import time
@@ -21,12 +19,10 @@ from typing import Any
 
 import psutil
 
-from ..backends.spec import Jugdir, kind_of
-from ..errors import StoreError, WorkerError
-from .env import EXIT_STORE_LOST
+from ..backends import select
+from ..errors import WorkerError
 from .heartbeat import read_heartbeat
-from .locks import process_alive, release_locks_of, release_redis_lock
-from .records import RecordLog, TaskRecord
+from .locks import process_alive
 
 # How often a re-attached worker (not our child, so no blocking wait) is checked.
 REATTACHED_POLL = 0.2
@@ -250,173 +246,13 @@ def worker_info(proc: WorkerProcess) -> WorkerInfo:
     )
 
 
-@dataclass(frozen=True)
-class ExitReport:
-    """What :func:`handle_exit` found and did.
-
-    Attributes
-    ----------
-    died : bool
-        The worker ended without exiting through its own code (killed by a signal, OOM, crash) and no
-        pool had asked it to stop.
-    stopped : bool
-        A pool had signalled the worker to stop (drain or now).
-    events : list of tuple
-        ``(kind, worker, pid, message, task, hash)`` for :class:`jugnb.workers.pool.PoolEvent`.
-    """
-
-    died: bool
-    stopped: bool
-    events: list[tuple[Any, ...]]
-    returncode: int | None = None
-    ended: float = 0.0
-    message: str = ""
-
-    def apply(self, proc: WorkerProcess) -> None:
-        """Mark ``proc`` as ended (the pool does it under its lock, after any replacement started)."""
-        proc.returncode, proc.ended, proc.died, proc.exit_message = (
-            self.returncode,
-            self.ended,
-            self.died,
-            self.message,
-        )
-
-
-def handle_exit(
-    proc: WorkerProcess, returncode: int | None, jugdir: str, records: RecordLog, tail: int
-) -> ExitReport:
-    """Settle a worker that ended: release its locks, record a killed task, describe the exit."""
-    ended = time.time()
-    beat = read_heartbeat(proc.heartbeat) or {}
-    if returncode is not None:
-        abnormal = returncode < 0  # killed by a signal; any exit code means Python exited
-    else:  # not our child: a worker ending through its own code always writes "exited" last
-        abnormal = beat.get("state") != "exited"
-    stopped = proc.stop_marker.exists()
-    died = abnormal and not stopped
-    if returncode is None and not abnormal:
-        returncode = beat.get("code")
-    task, task_hash = beat.get("task"), beat.get("hash")
-    events: list[tuple[Any, ...]] = []
-    released_locks, kept = _release_locks(proc, jugdir, beat, abnormal, ended)
-    for released in released_locks:
-        name = task if released == task_hash else None
-        message = f"released the lock of {name or released} held by worker {proc.worker_id} (pid {proc.pid})"
-        events.append(("lock-released", proc.worker_id, proc.pid, message, name, released))
-    running = abnormal and beat.get("state") == "running" and task and task_hash
-    if running:
-        try:
-            records.append(_killed_record(proc, beat, ended))
-        except StoreError:
-            pass  # the store is unreachable: the exit message says so via the worker's log
-    message = _describe_exit(proc, returncode, abnormal) + kept
-    if abnormal or returncode not in (0, None):
-        message += "; last lines of its log:\n" + log_tail(proc.log, tail)
-    kind = "died" if died else "exited"
-    events.insert(
-        0,
-        (kind, proc.worker_id, proc.pid, message, task if running else None, task_hash if running else None),
-    )
-    return ExitReport(died, stopped, events, returncode, ended, message)
-
-
-def _release_locks(
-    proc: WorkerProcess, jugdir: str, beat: dict[str, Any], died: bool, ended: float
-) -> tuple[list[str], str]:
-    """Release the locks a dead worker held; also return a note on a lock that could not be released."""
-    if jugdir.startswith("redis:"):
-        # Redis locks name no owner: only the task the heartbeat says was running is this worker's
-        # (the heartbeat leaves "running" before jug releases the lock, never after), or the one that a
-        # worker which lost its server says it may have left behind ("held").
-        running = died and beat.get("state") == "running" and beat.get("hash")
-        held = [beat["hash"]] if running else list(beat.get("held") or [])
-        try:
-            return [h for h in held if release_redis_lock(jugdir, h)], ""
-        except StoreError:  # the next pool on this jugdir releases them (release_held_locks)
-            n = len(held)
-            return (
-                [],
-                f"; {n} task lock{'s' * (n != 1)} it held stay until the next `%jug execute`" if n else "",
-            )
-    if proc.popen is None and process_alive(proc.pid):
-        # Not our child and it ended while nobody watched: its pid now names another process, which
-        # may hold locks of its own under that pid. Leave them (jug cleanup --locks-only clears them).
-        return [], ""
-    return release_locks_of(jugdir, proc.pid, started=proc.create_time, ended=ended), ""
-
-
-def release_held_locks(folder: Path, jugdir: str) -> list[str]:
-    """Release the redis locks that workers which lost their server left behind; return their hashes.
-
-    A worker that stops because redis stayed unreachable notes the task it held in its heartbeat
-    (``held``); the pool that saw it exit tried to release that lock, but the server was still away. The
-    next pool on the same jugdir does it before starting workers, so that nobody waits on a lock that no
-    one holds. Heartbeats whose lock is released lose their ``held`` note.
-    """
-    released: list[str] = []
-    if not jugdir.startswith("redis:") or not folder.is_dir():
-        return released
-    for path in folder.glob("*.hb"):
-        beat = read_heartbeat(path) or {}
-        if beat.get("state") != "exited" or not beat.get("held"):
-            continue
-        try:
-            released += [h for h in beat["held"] if release_redis_lock(jugdir, h)]
-        except StoreError:
-            return released  # still away (check_start would have said so): next time
-        beat.pop("held")
-        path.write_text(json.dumps(beat), encoding="utf-8")
-    return released
-
-
-def _killed_record(proc: WorkerProcess, beat: dict[str, Any], ended: float) -> TaskRecord:
-    since = float(beat.get("since", ended))
-    return TaskRecord(
-        name=str(beat["task"]),
-        hash=str(beat["hash"]),
-        status="killed",
-        start=since,
-        end=ended,
-        duration=ended - since,
-        worker=proc.worker_id,
-        host=proc.host,
-        pid=proc.pid,
-        jugfile=beat.get("jugfile"),
-        exc_message="the worker died while running this task",
-    )
-
-
-def _describe_exit(proc: WorkerProcess, returncode: int | None, died: bool) -> str:
-    who = f"worker {proc.worker_id} (pid {proc.pid})"
-    if returncode is not None and returncode < 0:
-        name = signals.Signals(-returncode).name if -returncode in signals.valid_signals() else -returncode
-        return f"{who} was killed by {name}"
-    if died:
-        return f"{who} died" + ("" if returncode is None else f" (exit code {returncode})")
-    if returncode == EXIT_STORE_LOST:
-        return f"{who} stopped: its store was unreachable (results stored before are kept)"
-    return f"{who} exited" + ("" if returncode is None else f" with code {returncode}")
-
-
-def log_tail(path: Path, lines: int) -> str:
-    """Return the last ``lines`` lines of a log file (at most 64 KiB are read)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 65536))
-            data = handle.read()
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
 def _check_store(jugdir: str) -> None:
     """Refuse stores that workers cannot share; make sure a redis server answers (and takes the password)."""
-    store = Jugdir(jugdir, kind_of(jugdir))
-    if not store.shareable:
-        msg = f"{store.unshareable_reason()} Use `%jug execute --here`, or a folder or redis jugdir."
-        raise WorkerError(msg, path=str(store))
-    if store.kind == "redis":
-        store.open().redis.close()
+    backend = select(jugdir)
+    if not backend.supports_workers:
+        msg = f"{backend.unshareable_reason()} Use `%jug execute --here`, or a folder or redis jugdir."
+        raise WorkerError(msg, path=str(backend))
+    backend.check_reachable()
 
 
 def check_start(n: int, jugdir: str, execute_args: Sequence[str], pointer: Path) -> None:

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..session.tasks import task_hex
 from ..staleness.fingerprint import FingerprintStore, TaskFingerprinter
+from ..status.records import RecordLog, TaskRecord, slurm_job_label
 from .heartbeat import Heartbeat
-from .records import RecordLog, TaskRecord, slurm_job_label
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,53 @@
+"""``%jug status``: the status table, failures, stale counts and where the jugfile stops."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from IPython.core.magic_arguments import MagicArgumentParser
+
+from ..backends import select
+from ..status.render import status_html, status_text
+from ..workers.lockowners import lock_notes
+from .command import Command, latest_records, status_snapshot
+from .stale_commands import current_staleness, stale_note
+from .views import Rendered
+from .worker_commands import pool_of, print_failures
+
+
+class StatusCommand(Command):
+    """Show how many tasks of each name are failed, waiting, ready, active and complete."""
+
+    name = "status"
+
+    def add_arguments(self, parser: MagicArgumentParser) -> None:
+        parser.add_argument("--short", action="store_true", help="One line per state instead of a table.")
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="Show the live progress panel instead (it updates while other cells run).",
+        )
+
+    def run(self, magics: Any, args: Any) -> Any:
+        graph = magics.graph
+        if args.watch:
+            return magics.show_progress(pool_of(magics))
+        snapshot = status_snapshot(magics, graph)
+        text, table = status_text(snapshot, short=args.short), status_html(snapshot)
+        # One read of the store serves the table, the failures and the stale counts.
+        print_failures(magics, snapshot)
+        notes = []
+        if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
+            notes.append(stale_note(current_staleness(magics, graph, snapshot)))
+        if graph.barrier is not None:
+            notes.append(
+                f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
+                "not defined yet."
+            )
+        if snapshot.total.active and select(graph.jugdir.spec).supports_workers:
+            names = {t.hash().decode("ascii"): str(t.name) for t in graph.tasks}
+            notes.append("\n".join(lock_notes(graph.jugdir.spec, graph.store, names)))
+        for note in filter(None, notes):
+            text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
+        return Rendered(text, table)

@@ -1,0 +1,77 @@
+"""Starting one worker process: its id and log file, its command line, and the process itself.
+
+The worker runs ``python -m jugnb.workers.loop`` in its own session (process group), so that signals reach
+it and its children only. The jugdir reaches it through a pipe on stdin, never argv or the environment:
+a redis URL may hold a password, every local user can read a command line, and the user's processes can
+read each other's environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..backends.spec import child_environment, with_env_password
+
+
+def claim_worker_id(folder: Path, pool_id: str, first_index: int) -> tuple[str, Path]:
+    """Pick the first worker id ``<pool_id>.<n>`` (``n >= first_index``) whose log file does not exist yet.
+
+    The log file is created exclusively, so two pool objects adding workers to one state folder at the
+    same time never share an id.
+
+    Returns
+    -------
+    worker_id : str
+    log : Path
+        ``<folder>/<worker_id>.log``, created empty.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    index = first_index
+    while True:
+        worker_id = f"{pool_id}.{index}"
+        log = folder / f"{worker_id}.log"
+        try:
+            os.close(os.open(log, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            index += 1
+            continue
+        return worker_id, log
+
+
+def worker_command(options: Sequence[str], execute_args: Sequence[str]) -> list[str]:
+    """Return the command line of a worker: jugnb's worker options, ``--``, then jug execute's."""
+    return [sys.executable, "-m", "jugnb.workers.loop", *options, "--jugdir-stdin", "--", *execute_args]
+
+
+def launch_worker(command: Sequence[str], *, cwd: str, log: Path, jugdir: str) -> subprocess.Popen[bytes]:
+    """Start a worker in its own session with stdout and stderr appended to ``log``; return at once.
+
+    Parameters
+    ----------
+    command : sequence of str
+        From :func:`worker_command`.
+    cwd : str
+        Working directory (the kernel's, so that relative paths mean the same).
+    log : Path
+    jugdir : str
+        Written to the worker's stdin (it may hold a password).
+    """
+    with open(log, "ab") as out:
+        popen = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=child_environment(PYTHONUNBUFFERED="1"),  # never $JUGNB_REDIS_PASSWORD: see below
+        )
+    if popen.stdin is not None:  # always: stdin=PIPE
+        with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
+            popen.stdin.write(with_env_password(jugdir).encode("utf-8") + b"\n")
+    return popen
