@@ -66,6 +66,10 @@ class ModuleNameError(JugnbError):
     """The notebook's module name is invalid or would shadow an importable module."""
 
 
+class StateDirError(JugnbError):
+    """jugnb's state folder cannot be written (read-only folder, a file in the way): it can be moved."""
+
+
 class ForeignFileError(JugnbError):
     """jugnb refuses to overwrite a file it did not generate."""
 

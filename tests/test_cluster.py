@@ -8,6 +8,7 @@ twice shows.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import Counter
@@ -118,11 +119,19 @@ def test_kill_9_of_one_host_completes_unattended(
     assert after.count(" on hostA: lost ") == 2 and " on hostB" not in after, after
     out = (project / "B.log").read_text()
     assert "30 of 30 tasks done." in out
-    assert "worker hostA-" in out and " on hostA lost at " in out
-    lost = list((project / "graph.jugdata.jugnb" / "leases" / "lost").glob("*.json"))
+    assert "worker cli-hostA-" in out and " on hostA lost at " in out
+    lost = [
+        json.loads(p.read_text())
+        for p in (project / "graph.jugdata.jugnb" / "leases" / "lost").glob("*.json")
+    ]
     assert len(lost) == 2
     assert not list((project / "graph.jugdata" / "locks").glob("*.lock"))
     check_ran_once_except_killed(project, 30, "hostA", workers=2)
+    # Survivors pick the freed tasks up within a second of their release.
+    released_at = min(lease["lost_at"] for lease in lost if lease["released"])
+    on_a = {x for kind, x, h, _ in effects(project) if kind == "start" and h == "hostA"}
+    again = [t for kind, x, h, t in effects(project) if kind == "start" and h == "hostB" and x in on_a]
+    assert again and min(again) - released_at < 1.0, (released_at, again)
 
 
 def test_a_bvalue_across_two_hosts_starts_the_second_stage_within_a_second(
@@ -157,7 +166,12 @@ def test_a_plain_jug_lock_has_no_lease_and_is_never_released(
         h["hostC"].start(
             ["jug", "execute", "graph.py", "--will-cite"], cwd=project, env=env, log=project / "C.log"
         )
-        (lock,) = wait_until(lambda: list(lock_folder.glob("*.lock")), TIMEOUT, "plain jug's lock")
+        # jug creates the lock file, then writes its owner into it: wait for the content.
+        (lock,) = wait_until(
+            lambda: [p for p in lock_folder.glob("*.lock") if p.read_text().strip()],
+            TIMEOUT,
+            "plain jug's lock",
+        )
         pid = int(lock.read_text().split()[1])
         h["hostC"].kill()
         # Longer than the lease timeout: a jugnb worker would have been recovered by now.

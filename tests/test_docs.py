@@ -219,7 +219,7 @@ def test_jugnb_commands_exist(document: str) -> None:
             elif name in jug_parsers:
                 known = (
                     option_strings(jug_parsers[name])
-                    | {"--module"}
+                    | {"--module", "--state-dir"}
                     | ({"--dry-run", "--jugrc", "-j", "--jobs"} if name == "execute" else set())
                 )
             else:

@@ -279,9 +279,11 @@ def test_project_names_the_flag_to_choose_another_module(project: Path) -> None:
         Project.for_notebook(project / "json.ipynb", flag="--module")
 
 
-def test_project_refuses_an_invalid_module_name(project: Path) -> None:
-    with pytest.raises(ModuleNameError, match="`my-module` is not a valid module name"):
-        Project.for_notebook(project / "nb.ipynb", "my-module")
+@pytest.mark.parametrize("name", ["my module", "my.module", "9lives", "-draft", "a--"])
+def test_project_refuses_an_invalid_module_name(project: Path, name: str) -> None:
+    # Hyphenated identifiers (`my-module`) are valid: jug names a jugfile's module after its file.
+    with pytest.raises(ModuleNameError, match=f"`{name}` is not a valid module name"):
+        Project.for_notebook(project / "nb.ipynb", name)
 
 
 def test_project_ignores_its_own_exported_module(project: Path) -> None:

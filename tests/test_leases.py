@@ -190,3 +190,24 @@ def test_status_notes_name_lost_workers_and_plain_jug_locks(tmp_path: Path) -> N
     assert lines[1].startswith("  g.work: lost: worker far.1 on hostZ lost ")
     assert "`jugnb cleanup NOTEBOOK.ipynb --locks-only`" in lines[1]
     assert lines[3].startswith("  bbbbbbbbbbbb: held by jug, pid 8 on hostY, no lease (locked 30 s ago)")
+
+
+def test_a_live_lease_is_released_only_when_forced(tmp_path: Path, redis_db: str) -> None:
+    import redis
+
+    jugdir = tmp_path / "g.jugdata"
+    for spec in (str(jugdir), redis_db):
+        leases = leases_of(spec)
+        live = replace(dead_lease("job.7", "hostS", 4343, ago=0.0), timeout=60.0)
+        leases.write(live)
+        if spec == redis_db:
+            leases.owned("e" * 40, "job.7")
+            with redis.Redis.from_url(redis_db) as client:
+                client.set("lock:" + "e" * 40, "L")
+        else:
+            file_lock(jugdir, "e" * 40, 4343, "hostS", live.renewed - 1)
+        assert recover_expired(leases) == [] and leases.claim_and_release(live) is None
+        lost = leases.claim_and_release(live, force=True)  # e.g. SLURM said the job was cancelled
+        assert lost is not None and lost.released == ("e" * 40,)
+        assert leases.read_all() == [] and leases.is_lost("job.7")
+        leases.close()

@@ -209,7 +209,8 @@ def test_unknown_subcommand_and_bad_option_are_usage_errors(ip: InteractiveShell
     cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
     result, out = cell(ip, "%jug invalidate")
     assert (
-        not result.success and "say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale" in out
+        not result.success
+        and "say which tasks: --target PAT, --name NAME, --pattern TEXT, --hash HEX or --stale" in out
     )
 
 

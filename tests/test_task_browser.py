@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from jugnb.status.records import RecordLog, TaskRecord
 from jugnb.widgets.browser import TaskBrowser
-from jugnb.widgets.browsing import argument_summary, result_size
+from jugnb.widgets.browsing import listing_table, result_size
 
 JUGFILE = """\
 from jug import TaskGenerator
@@ -61,26 +61,33 @@ def graph(tmp_path: Path, load_jugfile: Callable[[Path, Path], dict[str, Any]]) 
 
 
 def labels(browser: TaskBrowser) -> list[str]:
-    return [label for label, _ in browser.listing.options]
+    """The listed rows, with the spaces that align the columns made ordinary again."""
+    return [label.replace("\u00a0", " ") for label, _ in browser.listing.options]
 
 
 def test_lists_and_filters(graph: Any) -> None:
     browser = TaskBrowser(graph)
     assert browser.page_label.value.strip() == "1–13 of 13 tasks"
     assert [v for _, v in browser.name_filter.options] == [None, "grid.best", "grid.load", "grid.score"]
-    assert browser.name_filter.options[2][0] == "grid.load (4)"
-    first = labels(browser)[0]
-    h = graph.tasks[0].hash().decode()
-    assert first == f"load(0, kind='raw') · {h[:8]} · complete"
+    assert browser.name_filter.options[2][0] == "load (4)"  # the module is shown once, not per name
+    head = browser.listing_head.value.replace("\u00a0", " ").removeprefix("<div>").removesuffix("</div>")
+    assert head.split() == ["state", "task", "arg1", "kind", "C", "took"]
+    assert labels(browser)[0].split() == ["✓", "complete", "load", "0", "'raw'"]
+    assert browser.entries[0].label == "load(0, kind='raw')"
     browser.name_filter.value = "grid.score"
     assert len(browser.entries) == 8 and all(e.state == "ready" for e in browser.entries)
-    assert labels(browser)[1].startswith(f"score(load[{graph.tasks[0].hash().decode()[:7]}], C=10.0)")
+    assert browser.entries[1].label == "score(load(0, kind='raw'), C=10.0)"
+    assert labels(browser)[1].split() == ["·", "ready", "score", "load(0,", "kind='raw')", "10.0"]
     browser.name_filter.value = None
     browser.state_filter.value = "waiting"
     assert [e.name for e in browser.entries] == ["grid.best"]
     browser.state_filter.value = None
     browser.text_filter.value = "CLEAN"
-    assert [e.index for e in browser.entries] == [1, 3]
+    # The loads with kind='clean', the scores of their data and best (it takes every score).
+    assert [e.index for e in browser.entries] == [1, 3, 6, 7, 10, 11, 12]
+    # The filter reads the full argument text: a dependency's own arguments and every keyword.
+    browser.text_filter.value = "c=10.0"
+    assert [e.index for e in browser.entries] == [5, 7, 9, 11, 12]  # the scores with C=10.0, and best
 
 
 def test_pages(graph: Any) -> None:
@@ -96,6 +103,7 @@ def test_pages(graph: Any) -> None:
 def test_value_preview_with_size_guard_and_assign(graph: Any) -> None:
     namespace: dict[str, Any] = {}
     browser = TaskBrowser(graph, namespace=namespace)
+    assert browser.output.layout.max_height == "24em" and browser.output.layout.overflow == "auto"
     browser.listing.value = 3  # load(3)
     assert "grid.load" in browser.details.value and not browser.buttons["value"].disabled
     browser.buttons["value"].click()
@@ -127,7 +135,7 @@ def test_invalidate_shows_the_count_then_removes(graph: Any) -> None:
     browser.listing.value = 0  # load(0): 2 scores and best depend on it
     browser.buttons["invalidate"].click()
     assert "removes 4 results" in browser.question.value
-    assert "grid.best ×1, grid.load ×1, grid.score ×2" in browser.question.value
+    assert "best ×1, load ×1, score ×2" in browser.question.value
     assert graph.tasks[0].can_load()
     browser.no.click()
     assert browser.confirm_box.layout.display == "none" and graph.tasks[0].can_load()
@@ -190,11 +198,31 @@ def test_errors_are_messages(graph: Any) -> None:
     assert "Traceback" in browser.output.outputs[-1]["text"]
 
 
-def test_argument_summary_is_short() -> None:
-    task = SimpleNamespace(args=("x" * 100, [1, 2, 3, 4, 5, 6]), kwargs={"b": 2, "a": {"k": 1}})
-    summary = argument_summary(task, width=40)
-    assert len(summary) == 40 and summary.endswith("…")
-    assert argument_summary(SimpleNamespace(args=(1,), kwargs={"z": None})) == "1, z=None"
+def test_listing_fits_its_width(graph: Any) -> None:
+    browser = TaskBrowser(graph, row_chars=40)
+    header, rows = listing_table(browser.entries, 40)
+    assert max(len(r) for r in [header, *rows]) <= 40
+    assert any("…" in r for r in rows)  # narrowed, not wrapped or scrolled
+
+
+def test_buttons_messages_and_a_changed_graph(graph: Any) -> None:
+    current = {"graph": graph}
+    browser = TaskBrowser(lambda: current["graph"])
+    actions = ("value", "assign", "invalidate", "retry", "traceback", "run")
+    assert all(browser.buttons[a].disabled for a in actions) and not browser.buttons["refresh"].disabled
+    browser.listing.value = 0
+    assert not browser.buttons["invalidate"].disabled and not browser.buttons["value"].disabled
+    browser._safely(lambda: 1 / 0)
+    assert "ZeroDivisionError" in browser.message.value
+    browser.listing.value = 1  # another task: the old message and output go
+    assert browser.message.value == "" and browser.output.outputs == ()
+    browser.buttons["invalidate"].click()
+    assert "Invalidate load(1, kind=&#x27;clean&#x27;)?" in browser.question.value
+    current["graph"] = SimpleNamespace(**vars(graph))  # a %%jugfile cell ran again: another graph object
+    browser.yes.click()
+    assert "The graph changed since this question" in browser.message.value
+    assert graph.tasks[1].can_load()  # nothing was invalidated
+    assert browser.selected is None and all(browser.buttons[a].disabled for a in actions)
 
 
 def test_browser_without_a_widget_frontend_shows_text_and_html(
@@ -220,6 +248,6 @@ def test_browser_without_a_widget_frontend_shows_text_and_html(
     bundle = TaskBrowser(graph)._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" not in bundle  # no kernel comm here
     assert bundle["text/plain"].splitlines()[0].startswith("Task browser: 3 tasks")
-    assert "plain.f(2)" in bundle["text/plain"] and "<table>" in bundle["text/html"]
+    assert "  f(2)" in bundle["text/plain"] and "<table>" in bundle["text/html"]
     assert "children=" not in bundle["text/plain"]
     sys.modules.pop("plain", None)

@@ -6,6 +6,7 @@ traits (``bar_style``, layout widths, HTML values, accordion titles, button stat
 
 from __future__ import annotations
 
+import re
 import time
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import pytest
 from jugnb.status.reader import NameCounts, StatusSnapshot
 from jugnb.status.records import TaskRecord
 from jugnb.widgets.model import ProgressModel
+from jugnb.widgets.palette import STATE_COLOURS
 from jugnb.widgets.progress import ProgressPanel, counts_text
 from jugnb.widgets.static import text_bar, view_html, view_text
 from jugnb.widgets.viewmodel import (
@@ -23,6 +25,7 @@ from jugnb.widgets.viewmodel import (
     ProgressView,
     TaskRow,
     WorkerRow,
+    eta_text,
     format_bytes,
     format_duration,
 )
@@ -237,16 +240,13 @@ def test_panel_rows_bars_and_counts() -> None:
     panel.render(view_of(MIXED))
     assert len(panel.rows_box.children) == 3
     score = panel.rows_box.children[1]
-    assert score.label.value == "g.score"
-    assert score.counts.value == "13/60 complete · 2 active · 40 ready · 3 waiting · 2 failed"
-    styles = {state: bar.bar_style for state, bar in score.bar.segments.items()}
-    assert styles == {
-        "complete": "success",
-        "active": "info",
-        "ready": "warning",
-        "waiting": "",
-        "failed": "danger",
-    }
+    assert visible(score.label.value) == "g.score"
+    assert score.counts.value == "13/60 complete · 2 active · 40 ready · 3 waiting"
+    assert score.failed.description == "2 failed" and score.failed.button_style == "danger"
+    assert score.failed.layout.visibility == "visible"
+    assert panel.rows_box.children[0].failed.layout.visibility == "hidden"
+    colours = {state: bar.style.bar_color for state, bar in score.bar.segments.items()}
+    assert colours == STATE_COLOURS  # Okabe-Ito: ready is sky blue, not the warning orange
     widths = score.bar.widths()
     assert sum(widths.values()) == pytest.approx(100.0)
     assert widths["ready"] == pytest.approx(100 * 40 / 60, abs=1.5)
@@ -254,9 +254,31 @@ def test_panel_rows_bars_and_counts() -> None:
     load = panel.rows_box.children[0]
     assert load.bar.widths() == {"complete": 100.0}
     assert load.eta.value == "done"
-    assert panel.rows_box.children[2].label.value == "g.&lt;summary&gt;"  # escaped
+    assert visible(panel.rows_box.children[2].label.value) == "g.&lt;summary&gt;"  # escaped
     assert panel.total_row.counts.value.startswith("25/73 complete")
     assert panel.header.value.startswith("<b>grid</b> (live)")
+
+
+def visible(markup: str) -> str:
+    return re.sub(r"<[^>]+>", "", markup)
+
+
+def test_panel_module_once_eta_and_failure_link() -> None:
+    panel = ProgressPanel(title="g")  # the module: shown in the header, not on each row
+    panel.render(view_of(MIXED, barrier="barrier() in cell 3"))
+    load, score, _ = panel.rows_box.children
+    assert visible(load.label.value) == "load" and visible(score.label.value) == "score"
+    assert "(live)" in panel.header.value and "elapsed 0 s" in panel.header.value
+    assert all(s in panel.legend.value and c in panel.legend.value for s, c in STATE_COLOURS.items())
+    assert load.eta.value == "done"
+    assert panel.total_row.eta.value != "done"  # tasks after the barrier are not known yet
+    assert eta_text(TaskRow("w", waiting=3)) == "waiting"  # never "ETA 0 s" on a waiting row
+    assert eta_text(TaskRow("f", complete=1, failed=2)) == ""  # failed tasks wait for a retry
+    assert eta_text(TaskRow("r", ready=2, eta=30.0)) == "ETA 30 s"
+    assert eta_text(TaskRow("r", ready=2, eta=30.0), final=True) == ""  # no ETA on a final panel
+    panel.events.render([EventRow(1.0, "failed", "g.score failed on pool.0: ValueError: bad", "Traceback")])
+    score.failed.click()
+    assert panel.events.accordion.selected_index == 0  # the click opened the traceback
 
 
 def test_render_reuses_row_widgets_and_sends_nothing_when_unchanged() -> None:

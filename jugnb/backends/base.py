@@ -96,6 +96,8 @@ class Backend(ABC):
     keeps_records: ClassVar[bool] = True
     #: Whether a lock records its owner (pid and host), so that a dead owner's locks can be found.
     lock_names_owner: ClassVar[bool] = False
+    #: Whether results outlive the process that stored them (not so for an in-memory ``dict_store``).
+    persistent: ClassVar[bool] = True
     #: Whether a kernel should keep its open store across reloads of the jugfile (state or connections).
     reuse_open_store: ClassVar[bool] = False
 
@@ -187,6 +189,17 @@ class Backend(ABC):
     def held_locks(self, store: Any) -> list[str]:
         """Hashes of the locks this process may still hold after losing its store (redis), sorted."""
         return []
+
+    def result_location(self, task_hash: str) -> str:
+        """Describe where the result of ``task_hash`` is stored, for messages (never with a password)."""
+        return f"the {self.kind} {self}"
+
+    def stored_result(self, task_hash: str, store: Any) -> bytes | None:
+        """Return the encoded bytes of a stored result as jug wrote them; ``None`` if they cannot be read.
+
+        Used to tell a truncated result from a stored ``None`` (jug decodes both as ``None``).
+        """
+        return None
 
     def change_token(self, store: Any = None) -> tuple[int, ...]:
         """Return a cheap value that changes whenever a task is locked or unlocked (hence finished).

@@ -72,6 +72,20 @@ class FileBackend(Backend):
             return False
         return True
 
+    def result_location(self, task_hash: str) -> str:
+        """Return the result file (``<jugdir>/<h[:2]>/<h[2:]>``), or jug's pack if it was packed."""
+        path = self.folder / task_hash[:2] / task_hash[2:]
+        if path.exists() or not (self.folder / "packs").is_dir():
+            return str(path)
+        return f"a pack in {self.folder / 'packs'} (jug's packed results)"
+
+    def stored_result(self, task_hash: str, store: Any) -> bytes | None:
+        """Return the result file's bytes (``None`` for a packed result)."""
+        try:
+            return (self.folder / task_hash[:2] / task_hash[2:]).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def change_token(self, store: Any = None) -> tuple[int, ...]:
         """Return the ``locks`` folder's mtime (ns) and inode; ``(0,)`` before the first lock."""
         try:

@@ -67,7 +67,14 @@ class FileLeases(LeaseStore):
         """Whether ``worker`` was declared lost."""
         return self._path(worker, lost=True).exists()
 
-    def _claim(self, lease: Lease) -> bool:
+    def _claim(self, lease: Lease, force: bool = False) -> bool:
+        if not force:
+            try:
+                current = Lease.from_json(self._path(lease.worker).read_bytes())
+            except FileNotFoundError:
+                return False
+            if current is not None and not current.expired():
+                return False  # renewed meanwhile (a renewal racing this rename makes the worker drain)
         (self.folder / "lost").mkdir(parents=True, exist_ok=True)
         try:
             os.rename(self._path(lease.worker), self._path(lease.worker, lost=True))

@@ -31,7 +31,7 @@ import re
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import StoreError
@@ -159,7 +159,7 @@ class LeaseStore(ABC):
         """Whether a survivor declared ``worker`` lost (then its locks were released)."""
 
     @abstractmethod
-    def _claim(self, lease: Lease) -> bool:
+    def _claim(self, lease: Lease, force: bool = False) -> bool:
         """Move an expired lease to the lost ones; ``True`` for exactly one claimer."""
 
     @abstractmethod
@@ -180,12 +180,16 @@ class LeaseStore(ABC):
         """Redis: task hash -> worker id of every recorded owner (file stores: empty, locks name it)."""
         return {}
 
-    def claim_and_release(self, lease: Lease, names: Callable[[str], str] | None = None) -> Lease | None:
+    def claim_and_release(
+        self, lease: Lease, names: Callable[[str], str] | None = None, *, force: bool = False
+    ) -> Lease | None:
         """Claim an expired ``lease``, release its locks; return it as lost (``None``: someone else did).
 
         ``names`` maps a task hash to its name, recorded with the lost lease for every later reader.
+        ``force`` claims a lease that has not expired yet: for a caller that knows the worker is gone (SLURM
+        says its job was cancelled), so its tasks need not wait for ``timeout``.
         """
-        if not self._claim(lease):
+        if not self._claim(lease, force):
             return None
         released = tuple(self.release_locks(lease))
         named = tuple(names(h) for h in released) if names is not None else ()
@@ -248,11 +252,6 @@ def lost_message(lease: Lease, names: Callable[[str], str] | None = None) -> str
     when = time.strftime("%H:%M:%S", time.localtime(lease.lost_at or time.time()))
     listed = f": {', '.join(named)}" if named else ""
     return f"worker {lease.worker} on {lease.host} lost at {when}; released {len(named)} locks{listed}"
-
-
-def live_owners(leases: Iterable[Lease]) -> dict[tuple[str, int], Lease]:
-    """Map ``(host, pid)`` to the leases not expired (tells a jugnb worker's file lock from plain jug's)."""
-    return {(lease.host, lease.pid): lease for lease in leases if not lease.expired()}
 
 
 def configured_timing(interval: float | None = None, timeout: float | None = None) -> tuple[float, float]:

@@ -21,6 +21,7 @@ class DictBackend(Backend):
     """``dict_store``: results in this process's memory only."""
 
     kind: ClassVar[str] = "dict_store"
+    persistent: ClassVar[bool] = False
     supports_workers: ClassVar[bool] = False
     keeps_records: ClassVar[bool] = False
     reuse_open_store: ClassVar[bool] = True  # it holds the only copy of the results
@@ -58,6 +59,7 @@ class DictFileBackend(DictBackend):
     """``dict_store:FILE``: in memory, read from FILE when opened and saved to it by jugnb."""
 
     kind: ClassVar[str] = "dict_store_file"
+    persistent: ClassVar[bool] = True  # saved to FILE
     reuse_open_store: ClassVar[bool] = True  # it holds the only copy of results not saved yet
 
     @property

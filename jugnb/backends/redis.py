@@ -79,6 +79,18 @@ class RedisBackend(Backend):
         """Return the locks this process took and did not release (kept when it loses the server)."""
         return sorted(getattr(getattr(store, "redis", None), "held_locks", ()))
 
+    def result_location(self, task_hash: str) -> str:
+        """Return the key ``result:<hash>`` and the server (password redacted)."""
+        return f"key result:{task_hash} in {self}"
+
+    def stored_result(self, task_hash: str, store: Any) -> bytes | None:
+        """Return the key's value, base64-decoded as jug's redis store does."""
+        import base64
+
+        with self._client(store) as client:
+            raw = client.get(f"result:{task_hash}")
+        return base64.b64decode(raw) if raw else None
+
     def change_token(self, store: Any = None) -> tuple[int, ...]:
         """``DBSIZE`` and the ``jugnb:changes`` counter, in one round trip (``store`` must be open)."""
         if store is None or not hasattr(store, "redis"):

@@ -81,8 +81,10 @@ class RedisLeases(LeaseStore):
         """Whether ``worker`` was declared lost."""
         return bool(self.client.hexists(LOST_HASH, worker))
 
-    def _claim(self, lease: Lease) -> bool:
-        if self.client.exists(f"jugnb:lease:{lease.worker}"):
+    def _claim(self, lease: Lease, force: bool = False) -> bool:
+        if force:
+            self.client.delete(f"jugnb:lease:{lease.worker}")
+        elif self.client.exists(f"jugnb:lease:{lease.worker}"):
             return False  # renewed meanwhile
         return bool(self.client.hdel(LEASES_HASH, lease.worker))
 

@@ -27,16 +27,21 @@ from ..errors import JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.jugfile import write_jugfile
 from ..notebook.project import Project
+from .exitcodes import OK, REFUSED
 
 OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
+STATE_DIR_HELP = (
+    "where jugnb keeps its state (jugfile snapshots, worker logs), one subfolder per notebook folder "
+    "(default: jugrc's [jugnb] state_dir, else .jugnb beside the notebook)"
+)
 USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
-       jugnb workers NOTEBOOK.ipynb [--module MODULE] [--stop | --now]
+       jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
        jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
        jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
        jugnb jobs NOTEBOOK.ipynb
        jugnb cancel NOTEBOOK.ipynb [JOBID...]
-       jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [jug options...]
+       jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
 Run the Jug task graph defined by a notebook's %%jugfile cells.
@@ -53,6 +58,11 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
                 notebook's file stem), which names the tasks and the default jugdir <module>.jugdata.
+                --state-dir DIR moves jugnb's state folder (default: .jugnb beside the notebook;
+                jugrc: [jugnb] state_dir = DIR), e.g. for a read-only notebook folder.
+
+Exit codes: 0 success; 1 jug's own (a task failed, tasks not complete, the jugfile raised while
+imported); 2 for an error found before jug ran, or a refusal (the message says why and what to do).
 """
 
 
@@ -67,13 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 2 for a usage or input error, otherwise the jug subcommand's code.
+        Exit code, from the table in :mod:`jugnb.cli.exitcodes`: 0 on success, 2 when jugnb stops or refuses
+        before jug runs, otherwise the jug subcommand's own code.
     """
     from_command_line = argv is None
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        _utf8_or_exec()
+        argv = sys.argv[1:]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
-        return 0 if argv else 2
+        return OK if argv else REFUSED
     if argv[0] == "--version":
         print(f"jugnb {__version__}")
         return 0
@@ -85,13 +98,29 @@ def main(argv: list[str] | None = None) -> int:
         from .jobs import main as jobs_main
 
         return jobs_main(argv[0], argv[1:])
-    command = [sys.executable, "-m", "jugnb.cli.jugrun", *argv]
+    utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []  # the mode _utf8_or_exec chose, kept by jug's run
+    command = [sys.executable, *utf8, "-m", "jugnb.cli.jugrun", *argv]
     if from_command_line and argv[0] == "execute":
         # The `jugnb` command itself: become the execute process (one interpreter start less before the
         # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
         sys.stdout.flush()
         os.execv(sys.executable, command)
     return run_child(command)
+
+
+def _utf8_or_exec() -> None:
+    """Run again in Python's UTF-8 mode when the filesystem encoding is not UTF-8 (a C/POSIX locale).
+
+    Under such a locale, with locale coercion and UTF-8 mode turned off, a non-ASCII file name reaches
+    Python as undecodable bytes: the module name derived from it would differ from the one a UTF-8 locale
+    gives (so would task names and results), and text holding it cannot be written. UTF-8 mode reads the
+    same bytes as UTF-8 in the new process (the command line is passed on byte for byte).
+    """
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-X", "utf8", "-m", "jugnb", *sys.argv[1:]])
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -132,11 +161,11 @@ def _export(argv: list[str]) -> int:
         changed = write_jugfile(output, jugfile.text, force=args.force)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
-        return 2
+        return REFUSED
     except OSError as err:
         where = err.filename or args.output or "the jugfile"
         print(f"jugnb: error: cannot write {where}: {err.strerror or err}.", file=sys.stderr)
-        return 2
+        return REFUSED
     state = "wrote" if changed else "unchanged:"
     print(f"{state} {output} (module {project.module}, {len(jugfile.fragments)} %%jugfile cells)")
     return 0
@@ -151,6 +180,7 @@ def _workers(argv: list[str]) -> int:
     parser.add_argument(
         "--jugdir", help="the jugdir whose workers to list (default: jugrc's, else <module>.jugdata)"
     )
+    parser.add_argument("--state-dir", help=STATE_DIR_HELP)
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--stop", action="store_true", help="drain: each worker finishes its task, then exits")
     group.add_argument("--now", action="store_true", help="terminate now and release the locks they held")
@@ -159,7 +189,7 @@ def _workers(argv: list[str]) -> int:
 
     pool = None
     try:
-        project = Project.for_notebook(args.notebook, args.module, flag="--module")
+        project = Project.for_notebook(args.notebook, args.module, flag="--module", state_root=args.state_dir)
         # Only a look from outside: the workers keep running when this command exits.
         with contextlib.suppress(NotRunning):
             pool = WorkerPool.reattach(
@@ -170,7 +200,7 @@ def _workers(argv: list[str]) -> int:
             shown = _show_leases(args.jugdir or _jugrc_jugdir() or str(project.default_jugdir))
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
-        return 2
+        return REFUSED
     # The kernel's workers that have no lease yet (just started), or all of them before --stop/--now.
     for info in pool.workers() if pool is not None else []:
         if info.worker_id not in shown and info.state not in ("exited", "died"):
@@ -179,6 +209,11 @@ def _workers(argv: list[str]) -> int:
     if pool is None and not shown:
         print(f"No workers are running for {args.notebook}.")
         return 0
+    if pool is not None and pool.leftover():
+        print(
+            f"The kernel that started them (pid {pool.kernel_pid}) is gone and they are not detached: each "
+            "stops on its own within WorkerPool.shutdown_timeout seconds of its end."
+        )
     if pool is not None and (args.stop or args.now):
         pool.stop(now=args.now)
         print("Stopped them." if args.now else "Asked them to finish their current task and exit.")

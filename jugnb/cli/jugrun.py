@@ -20,24 +20,25 @@ import contextlib
 import os
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..backends import persist, select, store_lost_errors
-from ..errors import JugnbError
+from ..errors import JugfileImportError, JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.jugfile import Jugfile
 from ..notebook.project import Project
-from ..session.loader import import_error, quiet_import_log
+from ..session.loader import import_error, quiet_import_log, raised_importing
+from ..session.misuse import construct_checks
+from .exitcodes import JUG_FAILED, REFUSED
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
 RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 
 def main(argv: list[str]) -> int:
-    """Run ``argv`` (``[SUBCOMMAND, ...]``); return the exit code jug would exit with (2 for jugnb errors)."""
+    """Run ``argv`` (``[SUBCOMMAND, ...]``); return jug's exit code, or one of :mod:`jugnb.cli.exitcodes`."""
     jugrc, argv = _pop_jugrc_option(argv)
     jobs = None
     try:
@@ -51,18 +52,19 @@ def main(argv: list[str]) -> int:
         snapshot, jug_argv, jugfile = resolve(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
-        return 2
+        return REFUSED
     except OSError as err:  # the snapshot cannot be written (read-only folder, a file named .jugnb, ...)
         where = err.filename or "jugnb's state folder"
         msg = f"cannot write the jugfile snapshot in {where}: {err.strerror or err}."
         print(f"jugnb: error: {msg}", file=sys.stderr)
-        return 2
+        return REFUSED
     try:
         with _import_errors_named(snapshot, jugfile):
             return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
-        return 2
+        # An exception raised by the jugfile's import is jug's condition: jug exits 1 for it.
+        return JUG_FAILED if isinstance(err, JugfileImportError) else REFUSED
     except BrokenPipeError:  # `jugnb status NB.ipynb | head`: the reader left, as for any Unix command
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -85,16 +87,23 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     JugnbError
         For a bad notebook or module name.
     """
-    module, argv = _pop_module_option(argv)
+    (module, state_dir), argv = _pop_jugnb_options(argv)
     position = _jugfile_position(argv)
     if position is None or not argv[position].endswith(".ipynb"):
-        if module is not None:
-            raise JugnbError("--module only applies to a notebook (.ipynb), not to a .py jugfile.")
+        given = [
+            flag for flag, value in (("--module", module), ("--state-dir", state_dir)) if value is not None
+        ]
+        if given:
+            raise JugnbError(f"{given[0]} only applies to a notebook (.ipynb), not to a .py jugfile.")
         return None, argv, None
     notebook = Path(argv[position])
-    project = Project.for_notebook(notebook, module, flag="--module")
+    project = Project.for_notebook(notebook, module, flag="--module", state_root=state_dir)
     jugfile = export_notebook(notebook)
     snapshot = project.snapshot(jugfile.text)
+    # Modules beside the notebook import from any working directory, as modules beside a jugfile do when
+    # jug runs in its folder (jug.init puts the working directory first; this folder comes next).
+    if str(project.folder) not in sys.path:
+        sys.path.insert(0, str(project.folder))
     exported = notebook.with_name(f"{project.module}.py")
     return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
 
@@ -126,29 +135,24 @@ def _import_errors_named(snapshot: str | None, jugfile: Jugfile | None) -> Itera
     # The names jug's subcommands call it by: execute imported it, status calls jug.init.
     jug.init = jug.jug.init = execute_command.init = init
     try:
-        with quiet_import_log():
+        with quiet_import_log(), construct_checks():  # misused constructs named by cell, as in the kernel
             yield
     except Exception as err:
-        if not _raised_importing(err, snapshot):
+        if not raised_importing(err, snapshot):
             raise
         raise import_error(err, jugfile, Path(snapshot), "", then=_CLI_THEN) from None
     finally:
         jug.init = jug.jug.init = execute_command.init = original
 
 
-def _raised_importing(err: BaseException, snapshot: str) -> bool:
-    """Whether ``err`` was raised by the snapshot's module-level code (its import), not by a task."""
-    frames = traceback.extract_tb(err.__traceback__)
-    at_import = any(f.filename == snapshot and f.name == "<module>" for f in frames)
-    return at_import or (isinstance(err, SyntaxError) and err.filename == snapshot)
-
-
-def _pop_module_option(argv: list[str]) -> tuple[str | None, list[str]]:
-    parser = argparse.ArgumentParser(prog="jugnb", add_help=False)
+def _pop_jugnb_options(argv: list[str]) -> tuple[tuple[str | None, str | None], list[str]]:
+    """Take jugnb's own ``--module`` and ``--state-dir`` out of ``argv``; return their values and the rest."""
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False, allow_abbrev=False)
     parser.add_argument("--module", default=None)
+    parser.add_argument("--state-dir", default=None)
     known, rest = parser.parse_known_args(argv)
     # parse_known_args reorders nothing among the unknown arguments, so jug sees them as given.
-    return known.module, rest
+    return (known.module, known.state_dir), rest
 
 
 def _pop_jugrc_option(argv: list[str]) -> tuple[str | None, list[str]]:
@@ -216,6 +220,8 @@ def run_jug(
         options.jugfile = snapshot
     jug.jug._is_jug_running = True  # what `jug` sets: jugfiles may test jug.is_jug_running()
     jugdir = options.jugdir
+    if options.subcommand == "execute" and not dry:
+        refuse_in_memory(jugdir)
     opened = _open_store(jugdir)
     if opened is not None:
         options.jugdir = opened  # jug uses a store object as is (jug.options.set_jugdir)
@@ -309,6 +315,24 @@ def _warn_password_in_argv(argv: list[str]) -> None:
             "or leave the password out of the URL and set JUGNB_REDIS_PASSWORD (see docs/guide.md).",
             file=sys.stderr,
         )
+
+
+def refuse_in_memory(jugdir: Any) -> None:
+    """Refuse to ``execute`` into a store that lives in this process's memory only.
+
+    Raises
+    ------
+    JugnbError
+        For a store that keeps nothing after the process exits (``dict_store``): jug would compute every
+        task, then lose every result.
+    """
+    if isinstance(jugdir, str) and not select(jugdir).persistent:
+        msg = (
+            f"--jugdir {jugdir} keeps results in the memory of this one process: `execute` would compute "
+            "every task and lose every result when it exits, and no other command could see them. Use a "
+            "folder (the default <module>.jugdata), dict_store:FILE (saved to FILE), or redis://HOST:PORT/DB."
+        )
+        raise JugnbError(msg)
 
 
 def _left_locks(store: Any, jugdir: str) -> str:

@@ -207,6 +207,7 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
         executed = workers.executed()
     finally:
         workers.remove_folder()
+    from jug.io import print_task_summary_table
     from jug.subcommands import maybe_print_citation_info
 
     if EXIT_STORE_LOST in codes:  # the workers said why on stderr; the summary would need the store
@@ -219,8 +220,9 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     if EXIT_IMPORT_FAILED in codes:
         _import(jugfile, jugdir, store)  # raises the error, named by cell (the workers said nothing)
 
-    text, left = summary(jugfile, jugdir, store, options, executed)
+    text, left, table = summary(jugfile, jugdir, store, options, executed)
     print(f"jugnb execute: {n} worker(s) ended after {time.monotonic() - started:.1f} s. {text}", flush=True)
+    print_task_summary_table(options, table)  # last, as `jug execute` prints it
     maybe_print_citation_info(options)
     serious = [c for c in codes if c in (2, 3)]  # bad setup, store lost: as the workers said
     if serious:
@@ -228,9 +230,10 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     return EXIT_LEFT if left or any(c != 0 for c in codes) else 0
 
 
-def summary(jugfile: str, jugdir: str, store: Any, options: Any, executed: Counter[str]) -> tuple[str, bool]:
-    """Print jug's table (executed, loaded); say what is left and whether work these workers could do is."""
-    from jug.io import print_task_summary_table
+def summary(
+    jugfile: str, jugdir: str, store: Any, options: Any, executed: Counter[str]
+) -> tuple[str, bool, list[tuple[str, Counter[str]]]]:
+    """Say what is left and whether work these workers could do is; return jug's table (executed, loaded)."""
     from jug.utils import prepare_matcher_from_options
 
     tasks, namespace = _import(jugfile, jugdir, store)
@@ -238,7 +241,6 @@ def summary(jugfile: str, jugdir: str, store: Any, options: Any, executed: Count
     owners = LockOwners(jugdir, _leases(jugdir, store), store)
     done = {id(t) for t in tasks if t.can_load()}
     loaded = Counter(str(t.name) for t in tasks if id(t) in done) - executed
-    print_task_summary_table(options, [("Executed", executed), ("Loaded", Counter(loaded))])
     failed = [t for t in tasks if id(t) not in done and t.is_failed()]
     locked = [t for t in tasks if id(t) not in done and t not in failed and t.is_locked()]
     blocked_by = {id(t) for t in failed + locked}
@@ -264,7 +266,7 @@ def summary(jugfile: str, jugdir: str, store: Any, options: Any, executed: Count
         lines.append(f"LEFT UNFINISHED although these workers could have run them: {_names(runnable)}.")
     if namespace.get("__jug__hasbarrier__") and len(done) < len(tasks):
         lines.append("The jugfile stops at a barrier or bvalue: the tasks after it are not counted.")
-    return "\n".join(lines), bool(runnable)
+    return "\n".join(lines), bool(runnable), [("Executed", executed), ("Loaded", Counter(loaded))]
 
 
 def _import(jugfile: str, jugdir: str, store: Any) -> tuple[list[Any], dict[str, Any]]:

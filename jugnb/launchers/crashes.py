@@ -6,7 +6,7 @@ ids, its host, and the task it is running. When an array task ends ``TIMEOUT``, 
 it), for each lease of that array task:
 
 - the lease is claimed as lost and its locks are released at once, without waiting for ``lease_timeout``
-  (the batch system says the worker is gone; a worker still alive on this host is left alone);
+  (``force``: the batch system says the worker is gone; a worker still alive on this host is left alone);
 - the task it was running is recorded as a :class:`~jugnb.status.records.TaskRecord` with status
   ``"crashed"``: ``exc_type`` is the job state and ``exc_message`` names the job, the array task and the
   node, so status, the panel and ``%jug why`` tell it apart from a task that raised (``"failed"``).
@@ -111,12 +111,8 @@ def _interrupted_by_jobs(
 
 def _claim_ended(leases: LeaseStore, lease: Lease) -> bool:
     """Claim the lease of a worker whose job ended and release its locks now; whether this call did."""
-    from ..backends.redis_leases import RedisLeases
-
-    if isinstance(leases, RedisLeases):
-        # Its TTL key would keep it "live" for up to lease_timeout; the batch system says it is not.
-        leases.client.delete(f"jugnb:lease:{lease.worker}")
-    return leases.claim_and_release(lease) is not None
+    # Forced: the lease has not expired yet, but the batch system says its worker is gone.
+    return leases.claim_and_release(lease, force=True) is not None
 
 
 def _alive_here(lease: Lease) -> bool:

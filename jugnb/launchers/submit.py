@@ -82,6 +82,7 @@ class Submission:
     request: JobRequest
     script: str
     jugrc: str | None  # the jugrc's content (redis), written with mode 0600
+    project: Project
 
     @property
     def script_path(self) -> Path:
@@ -217,7 +218,7 @@ def prepare(
         account=options.account,
         extra=options.sbatch_options,
     )
-    return Submission(request, launcher.script(request), jugrc)
+    return Submission(request, launcher.script(request), jugrc, project)
 
 
 def submit(submission: Submission, launcher: Launcher, book: JobBook) -> str:
@@ -231,7 +232,7 @@ def submit(submission: Submission, launcher: Launcher, book: JobBook) -> str:
         If the state folder cannot be written.
     """
     request = submission.request
-    Project(request.notebook.parent, request.module, request.notebook.name).ensure_state_dir()
+    submission.project.ensure_state_dir()
     request.folder.mkdir(parents=True)
     if submission.jugrc is not None:
         descriptor = os.open(request.folder / "jugrc", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -17,6 +17,7 @@ from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..backends import select
 from ..session.loader import LoadedGraph
+from ..status.labels import display_name
 from ..status.reader import StatusReader, StatusSnapshot
 from ..status.records import RecordLog, TaskRecord
 
@@ -107,7 +108,7 @@ def forget_status(magics: Any) -> None:
 
 def summary_line(magics: Any, graph: LoadedGraph) -> str:
     """``grid_search: 60 tasks (score ×60) · 12 complete · 48 ready · jugdir grid_search.jugdata``."""
-    names = Counter(t.name.rsplit(".", 1)[-1] for t in graph.tasks)
+    names = Counter(display_name(t.name) for t in graph.tasks)  # mapreduce.map, not _jug_map
     kinds = ", ".join(f"{n} ×{c}" for n, c in names.items())
     parts = [f"{graph.module}: {len(graph.tasks)} tasks" + (f" ({kinds})" if kinds else "")]
     total = status_snapshot(magics, graph).total

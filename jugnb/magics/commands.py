@@ -19,6 +19,7 @@ from ..backends.spec import redact
 from ..errors import JugnbError
 from ..session import tasks as task_ops
 from ..session.loader import LoadedGraph
+from ..status.labels import JUG_NAMES, display_name
 from ..status.reader import StatusSnapshot
 from ..workers.cleanupguard import removal_lines
 from .command import _COMMANDS, Command, add_selection, get, selection, status_snapshot
@@ -59,18 +60,24 @@ class InvalidateCommand(Command):
             "only those of the matching task names).",
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="Only list what would be removed (task names, counts)."
+            "--hash",
+            help="The one task with this hash (its first 6+ hex digits), e.g. one whose result cannot be "
+            "loaded.",
         )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
 
     def run(self, magics: Any, args: Any) -> None:
         graph = magics.graph
         name, pattern = selection(args)
-        if not args.stale and name is None and pattern is None:
+        if not args.stale and name is None and pattern is None and args.hash is None:
             raise UsageError(
-                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT or --stale."
+                "%jug invalidate: say which tasks: --target PAT, --name NAME, --pattern TEXT, --hash HEX or "
+                "--stale."
             )
         matcher = task_ops.task_matcher(name, pattern) if (name or pattern) else None
-        if args.stale:
+        if args.hash is not None:
+            selected = [_task_by_hash(graph, args.hash)]
+        elif args.stale:
             selected, _ = stale_selection(magics, matcher)
         else:
             selected = [t for t in graph.tasks if matcher is not None and matcher(t.name)]
@@ -80,6 +87,14 @@ class InvalidateCommand(Command):
             return
         removal = task_ops.invalidate(graph.store, graph.tasks, selected, dry_run=args.dry_run)
         display(preformatted(_removal_table("Would invalidate" if args.dry_run else "Invalidated", removal)))
+
+
+def _task_by_hash(graph: LoadedGraph, prefix: str) -> Any:
+    from ..session.inkernel import find_task
+
+    if len(prefix) < 6 or any(c not in "0123456789abcdef" for c in prefix.lower()):
+        raise UsageError(f"--hash {prefix!r}: give at least 6 hex digits of the task's hash.")
+    return find_task(graph.tasks, prefix.lower())
 
 
 class CleanupCommand(Command):
@@ -110,7 +125,9 @@ class CleanupCommand(Command):
             const="keep-locks",
             help="Remove unused results only, keep every lock.",
         )
-        parser.add_argument("--dry-run", action="store_true", help="Only count what would be removed.")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only list what would be removed (task names, counts)."
+        )
         parser.add_argument(
             "--force",
             action="store_true",
@@ -162,7 +179,7 @@ class GraphCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
-        source = _dot_source(graph, status_snapshot(magics, graph))
+        source = _dot_source(graph, status_snapshot(magics, graph), magics.session.project.module)
         dot = shutil.which("dot")
         if args.dot or dot is None:
             if dot is None and not args.dot:
@@ -177,7 +194,7 @@ class GraphCommand(Command):
         return SVG(svg.stdout)
 
 
-def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
+def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot, module: str | None = None) -> str:
     edges = set()
     for t in graph.tasks:
         for dep in t.dependencies():
@@ -185,8 +202,8 @@ def _dot_source(graph: LoadedGraph, snapshot: StatusSnapshot) -> str:
     lines = ["digraph tasks {", "  rankdir=LR; node [shape=box, fontname=Helvetica];"]
     for row in snapshot.rows:
         label = (
-            f"{row.name}\\n{row.complete} complete · {row.active} active · {row.ready} ready · "
-            f"{row.waiting} waiting · {row.failed} failed"
+            f"{display_name(row.name, module)}\\n{row.complete} complete · {row.active} active · "
+            f"{row.ready} ready · {row.waiting} waiting · {row.failed} failed"
         )
         color = "palegreen" if row.complete == row.total else ("salmon" if row.failed else "lightyellow")
         lines.append(f'  "{row.name}" [label="{label}", style=filled, fillcolor={color}];')
@@ -235,7 +252,7 @@ class ConfigCommand(Command):
                 str(session.jugdir),
                 f"{jugdir_source}; configured as {redact(spec)!r}" if "%" in spec else jugdir_source,
             ),
-            ("state folder", str(session.project.state_dir), "beside the notebook"),
+            ("state folder", str(session.project.state_dir), magics.state_dir_source()),
             ("show_summary", str(magics.show_summary), "%config JugMagics.show_summary"),
         ]
         width = max(len(r[0]) for r in rows)
@@ -270,7 +287,8 @@ def _names(graph: LoadedGraph) -> str:
 def _removal_table(verb: str, removal: task_ops.Removal) -> str:
     if not removal.total:
         return f"{verb}: no results (none of the selected tasks or their dependents had one)."
-    width = max(len(n) for n in removal.results)
-    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(removal.results.items())]
+    shown = {JUG_NAMES.get(n, n): c for n, c in removal.results.items()}  # mapreduce.map, not _jug_map
+    width = max(len(n) for n in shown)
+    rows = [f"  {n:<{width}}  {c:>8}" for n, c in sorted(shown.items())]
     noun = "result" if removal.total == 1 else "results"
     return "\n".join([f"{verb} {removal.total} {noun}, downstream included:", *rows])

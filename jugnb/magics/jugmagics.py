@@ -6,6 +6,7 @@ profile's ``ipython_config.py``)::
     c.JugMagics.jugdir = "redis://localhost:6379/0"  # default: jugrc's [main] jugdir, else <module>.jugdata
     c.JugMagics.module = "my_analysis"                # default: the notebook's file stem as an identifier
     c.JugMagics.notebook = "analysis.ipynb"           # default: what the frontend reveals
+    c.JugMagics.state_dir = "~/.cache/jugnb"          # default: jugrc's [jugnb] state_dir, else .jugnb
     c.JugMagics.show_summary = True                   # one-line summary after each %%jugfile cell
     c.JugMagics.auto_invalidate_stale = False         # invalidate stale results after each %%jugfile cell
 
@@ -24,15 +25,16 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Unicode, observe
+from traitlets import Bool, Float, Unicode, observe
 
 from ..backends.spec import redact, resolve_jugdir
 from ..errors import JugnbError
 from ..notebook.jugfile import Fragment
 from ..notebook.lint import foreign_names
-from ..notebook.project import Project
+from ..notebook.project import Project, jugrc_state_dir, resolve_state_root
 from ..session.kernel import NotebookSession
 from ..session.loader import LoadedGraph
+from ..session.reproduce import ReproducibilityCheck
 from . import commands, job_commands, stale_commands, status_command, worker_commands  # noqa: F401 - they register
 from ._args import jugfile_cell_args
 from .command import forget_status, get, status_reader, summary_line
@@ -63,6 +65,19 @@ class JugMagics(Magics):
         help="Path of the notebook. None: found from the frontend (JPY_SESSION_NAME, VS Code's "
         "__vsc_ipynb_file__); without either the module is `jugfile` in the working directory.",
     ).tag(config=True)
+    state_dir = Unicode(
+        None,
+        allow_none=True,
+        help="Folder for jugnb's state (jugfile snapshots, worker logs and heartbeats), one subfolder per "
+        "notebook folder, e.g. when the notebook's folder is read-only. None: jugrc's [jugnb] state_dir, "
+        "else .jugnb beside the notebook.",
+    ).tag(config=True)
+    clean_import_timeout = Float(
+        60.0,
+        help="Seconds for the check, before %jug execute starts workers, that a clean import of the jugfile "
+        "(as a worker does it) gives the kernel's task hashes. 0 skips the check. When it takes longer, "
+        "the workers start with a warning.",
+    ).tag(config=True)
     show_summary = Bool(True, help="Print a one-line summary after each %%jugfile cell.").tag(config=True)
     auto_invalidate_stale = Bool(
         False,
@@ -83,14 +98,17 @@ class JugMagics(Magics):
         self._session: NotebookSession | None = None
         self._cell_id: str | None = None
         self._bound: dict[str, Any] = {}
+        # Outdated tasks, shared by every session of this kernel: they survive `%jug reset`.
+        self._retired: dict[bytes, tuple[str, str | None]] = {}
         self._pool: Any = None
+        self.reproducibility = ReproducibilityCheck()
         self.panel: Any = None  # the last progress panel shown
         self._status_reader: Any = None
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell_id)
             shell.user_ns.update(shell_functions(self))
 
-    @observe("jugdir", "module", "notebook")
+    @observe("jugdir", "module", "notebook", "state_dir")
     def _configuration_changed(self, change: Any) -> None:
         # The session is built from these once; a change must not be silently ignored.
         if self._session is None:
@@ -264,6 +282,8 @@ class JugMagics(Magics):
     def reset(self) -> None:
         """Forget every fragment and the loaded graph, and re-read the configuration (``%jug reset``)."""
         self._unbind()
+        if self._session is not None:
+            self._session.reset()  # its tasks become outdated: value() of them says so
         self._session = None
 
     def close(self) -> None:
@@ -302,18 +322,29 @@ class JugMagics(Magics):
             project = self._project()
             spec, _ = self.jugdir_setting(project)
             return NotebookSession(
-                project, resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd())
+                project,
+                resolve_jugdir(spec, jugfile=project.export_path, base=Path.cwd()),
+                retired=self._retired,
             )
         except JugnbError as err:
             raise UsageError(str(err)) from err
 
     def _project(self) -> Project:
         notebook, _ = self.notebook_setting()
+        root = self.state_dir if self.state_dir is not None else jugrc_state_dir()
         if notebook is None:
-            return Project(Path.cwd(), self.module or "jugfile", "an IPython session")
+            return Project(
+                Path.cwd(), self.module or "jugfile", "an IPython session", resolve_state_root(root)
+            )
         return Project.for_notebook(
-            notebook, self.module, flag="%config JugMagics.module ="
+            notebook, self.module, flag="%config JugMagics.module =", state_root=root
         )  # the hint quotes the name
+
+    def state_dir_source(self) -> str:
+        """Where the state folder's location came from (for ``%jug config``)."""
+        if self.state_dir is not None:
+            return "%config JugMagics.state_dir"
+        return "a jugrc file ([jugnb] state_dir)" if jugrc_state_dir() else "beside the notebook"
 
     def notebook_setting(self) -> tuple[Path | None, str]:
         """Return the notebook's path (or ``None``) and where it came from."""

@@ -20,16 +20,22 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
 
     def value(t: Any) -> Any:
         """Load the result of a task, or of a list/dict/tuple of tasks (like jug's ``value``)."""
-        magics.graph  # noqa: B018 - reloads past a cleared barrier and sets Task.store
+        graph = magics.graph  # reloads past a cleared barrier and sets Task.store
         try:
-            return task_ops.value(t)
+            outdated_check(magics.session, graph, t)
+            return task_ops.value(t, graph.jugdir)
         except JugnbError as err:
             raise UsageError(str(err)) from err
 
     def invalidate(t: Any) -> int:
         """Remove the result of task ``t`` and of every task downstream of it; return how many went."""
         graph = magics.graph
-        removal = task_ops.invalidate(graph.store, graph.tasks, [t])
+        try:
+            task = task_ops.require_task(t)
+            outdated_check(magics.session, graph, t, "invalidate")
+        except JugnbError as err:
+            raise UsageError(str(err)) from err
+        removal = task_ops.invalidate(graph.store, graph.tasks, [task])
         print(f"Invalidated {removal.total} results ({_per_name(removal.results)}).")
         return removal.total
 
@@ -53,7 +59,7 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
         for name, obj in graph.public_names().items():
             if _holds_tasks(obj):
                 try:
-                    magics.shell.user_ns[name] = task_ops.value(obj)
+                    magics.shell.user_ns[name] = task_ops.value(obj, graph.jugdir)
                 except JugnbError as err:
                     print(f"Not loaded `{name}`: {err}")
 
@@ -64,6 +70,56 @@ def shell_functions(magics: Any) -> dict[str, Callable[..., Any]]:
         "get_filtered_tasks": get_filtered_tasks,
         "load_all": load_all,
     }
+
+
+_OUTDATED = (
+    "{function}() was given a task of an older definition of the jugfile: {name} (hash {short}) was defined "
+    "before {why}, and the current jugfile has no task with that hash (its code, arguments or inputs "
+    "changed). Its stored result, if any, is the old one. {instead}"
+)
+
+
+def outdated_check(session: Any, graph: Any, t: Any, function: str = "value") -> None:
+    """Refuse tasks in ``t`` that an older definition of the jugfile made, saying what to use instead.
+
+    Raises
+    ------
+    JugnbError
+        Naming the first outdated task, why it is outdated and the current names to use.
+    """
+    from jug.task import Task
+
+    for found in task_ops.tasks_in(t):
+        task = task_ops.base_task(found)
+        outdated = session.outdated(task) if isinstance(task, Task) else None
+        if outdated is not None:
+            why, held_by = outdated
+            instead = _instead(graph, task.name, held_by)
+            short = task.hash().decode()[:12]
+            fields = {"function": function, "name": task.name, "short": short, "why": why, "instead": instead}
+            raise JugnbError(_OUTDATED.format(**fields))
+
+
+def _instead(graph: Any, task_name: str, held_by: str | None) -> str:
+    """Say which current name to use: the one that held the task, else those holding tasks of its name."""
+    names = graph.public_names()
+    if held_by is not None and _holds_tasks(names.get(held_by)):
+        return f"It was in `{held_by}`: use the current definition, e.g. `value({held_by})`."
+    holders = [
+        name
+        for name, obj in names.items()
+        if any(task_ops.base_task(x).name == task_name for x in task_ops.tasks_in(obj) if _is_task(x))
+    ]
+    if holders:
+        uses = " or ".join(f"`value({name})`" for name in sorted(holders)[:5])
+        return f"Use the current definition instead: {uses} (re-read the name after running its cell)."
+    return f"The current jugfile has no task named {task_name}: `get_tasks()` lists the tasks it has."
+
+
+def _is_task(obj: Any) -> bool:
+    from jug.task import Task
+
+    return isinstance(task_ops.base_task(obj), Task)
 
 
 def _holds_tasks(obj: Any) -> bool:

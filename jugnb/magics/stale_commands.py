@@ -16,6 +16,7 @@ from ..session.loader import LoadedGraph
 from ..staleness.classify import StalenessReport, classify, dry_run_plan, why
 from ..staleness.fingerprint import Fingerprint, FingerprintStore, TaskFingerprinter
 from ..staleness.plan import plan_text
+from ..status.labels import JUG_NAMES, GraphLabels, display_name
 from ..status.reader import StatusSnapshot
 from ..status.records import TaskRecord
 from .command import Command, latest_records, status_snapshot
@@ -78,9 +79,21 @@ class WhyCommand(Command):
             if select(graph.jugdir.spec).keeps_records
             else None
         )
-        # Tasks of one name usually share the reason and the diff: say each distinct explanation once.
-        explained = (str(why(t, state.report, state.fingerprints, state.records, store)) for t in tasks[:5])
-        explanations = list(dict.fromkeys(explained))
+        # Tasks of one name usually share the reason and the diff: say each distinct explanation once,
+        # headed by the task instances it is about (their arguments tell them apart).
+        labels = GraphLabels(graph.tasks, magics.session.project.module)
+        position = {id(t): i for i, t in enumerate(graph.tasks)}
+        explanations: list[str] = []
+        for t in tasks[:5]:
+            text = str(why(t, state.report, state.fingerprints, state.records, store))
+            # The task instance by its arguments ("simulate(1, 0.5) (c7e49dd3c722) will run"), and jug's
+            # internal names as the jugfile wrote them.
+            label = labels.label(position[id(t)]) if id(t) in position else t.name
+            text = text.replace(t.name, label, 1)
+            for raw, shown in JUG_NAMES.items():
+                text = text.replace(raw, shown)
+            explanations.append(text)
+        explanations = list(dict.fromkeys(explanations))
         if len(tasks) > 5:
             explanations.append(
                 f"... and {len(tasks) - 5} more tasks named {args.task}; name one with "
@@ -90,7 +103,7 @@ class WhyCommand(Command):
 
 
 def _tasks_named(graph: LoadedGraph, spec: str) -> list[Any]:
-    same = [t for t in graph.tasks if t.name == spec or t.name.rsplit(".", 1)[-1] == spec]
+    same = [t for t in graph.tasks if spec in (t.name, t.name.rsplit(".", 1)[-1], display_name(t.name))]
     return same if same else [find_task(graph.tasks, spec)]
 
 

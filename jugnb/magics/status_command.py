@@ -28,6 +28,12 @@ class StatusCommand(Command):
             action="store_true",
             help="Show the live progress panel instead (it updates while other cells run).",
         )
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="Also load every stored result once, to find those that cannot be loaded (truncated, "
+            "damaged, or pickling a class the code no longer has); reads every result.",
+        )
 
     def run(self, magics: Any, args: Any) -> Any:
         graph = magics.graph
@@ -40,6 +46,7 @@ class StatusCommand(Command):
         notes = []
         if latest_records(magics, graph):  # without records (plain jug's results) nothing can be stale
             notes.append(stale_note(current_staleness(magics, graph, snapshot)))
+        notes += [str(failure) for failure in _unloadable(magics, graph, args.verify)]
         if graph.barrier is not None:
             notes.append(
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
@@ -51,3 +58,15 @@ class StatusCommand(Command):
         for note in filter(None, notes):
             text, table = f"{text}\n{note}", f"{table}<pre>{html.escape(note)}</pre>"
         return Rendered(text, table)
+
+
+def _unloadable(magics: Any, graph: Any, verify: bool) -> list[Any]:
+    """Results that exist but cannot be loaded: found before, named by workers, or (verify) any."""
+    from ..errors import StoreError
+    from ..session.unloadable import known_unloadable
+
+    try:
+        messages = [r.exc_message or "" for r in latest_records(magics, graph).values() if r.failed]
+    except StoreError:
+        messages = []
+    return known_unloadable(graph.jugdir, graph.tasks, messages, verify=verify)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,10 +52,24 @@ def pool_of(magics: Any) -> WorkerPool | None:
             )
         except NotRunning:
             return None
+        if pool.leftover():
+            _stop_leftovers(pool)
+            return None
         magics._pool = pool
         magics.shell.configurables.append(pool)
         print(f"Re-attached to {sum(w.alive for w in pool.workers())} running workers of {pool.module}.")
     return pool
+
+
+def _stop_leftovers(pool: WorkerPool) -> None:
+    """Stop the workers a previous kernel started without ``--detach`` (they are stopping on their own)."""
+    pids = [w.pid for w in pool.workers() if w.alive]
+    print(
+        f"{_plural(len(pids), 'worker')} (pids {', '.join(map(str, pids))}) of a previous kernel (pid "
+        f"{pool.kernel_pid}, gone) are still stopping: they were not started with --detach, so a kernel "
+        "restart ends them. Stopping them now and releasing their locks; `%jug execute` starts new ones."
+    )
+    pool.stop(now=True)
 
 
 class ExecuteCommand(Command):
@@ -97,6 +112,8 @@ class ExecuteCommand(Command):
 
     def run(self, magics: Any, args: Any) -> Any:
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
+        # Never run a graph other than the one the notebook shows (a failed cell) or workers would import.
+        magics.session.check_executable(on_disk=not (args.here or args.dry_run))
         options = execute_options(args)
         if args.dry_run:
             from ..session.tasks import task_matcher
@@ -133,6 +150,7 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
             "`%jug stop` stops them."
         )
         return None
+    _check_reproducible(magics)
     if pool is not None and args.add and running:
         started = pool.add(jobs)
     else:
@@ -155,6 +173,22 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
     if not args.quiet:
         magics.show_progress(pool)
     return None
+
+
+def _check_reproducible(magics: Any) -> None:
+    """Refuse to start workers that would not compute the kernel's tasks (see jugnb.session.reproduce)."""
+    timeout = magics.clean_import_timeout
+    if not timeout:
+        return
+    session = magics.session
+    try:
+        magics.reproducibility.check(session.graph, session.jugdir.spec, Path.cwd(), timeout)
+    except subprocess.TimeoutExpired:
+        print(
+            f"Warning: a clean import of the jugfile took longer than {timeout:g} s "
+            "(JugMagics.clean_import_timeout), so whether workers compute the tasks the kernel shows was "
+            "not checked; starting them anyway."
+        )
 
 
 class WorkersCommand(Command):

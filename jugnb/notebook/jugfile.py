@@ -290,12 +290,26 @@ def _check_joined(jugfile: Jugfile) -> None:
         raise CellError(f"{where}: {err.msg} (once the %%jugfile cells are joined into one file)") from None
 
 
+# Identifiers joined by hyphens (``run-simple-create-file``): jug names a jugfile's module after its file,
+# hyphens included, and such a name still works in sys.modules and for pickling (no dots, no spaces).
+_HYPHENATED = re.compile(r"[^\W\d]\w*(?:-\w+)+")
+
+
+def is_module_name(name: str) -> bool:
+    """Whether jugnb can use ``name`` as a jugfile's module name (an identifier, or identifiers and ``-``)."""
+    return name.isidentifier() or _HYPHENATED.fullmatch(name) is not None
+
+
 def module_name_for(stem: str) -> str:
     """Turn a notebook's file stem into a module name: ``"my analysis-v2"`` -> ``"my_analysis_v2"``.
 
-    Runs of characters that cannot appear in an identifier become one ``_``; a leading digit gets a ``_``
-    prefix and a Python keyword a ``_`` suffix.
+    A stem that is already a module name (``grid_search``, or hyphenated as ``run-simple-create-file``) is
+    kept, so that tasks, hashes and the default jugdir are those of ``jug execute <stem>.py``. Otherwise runs
+    of characters that cannot appear in an identifier become one ``_``; a leading digit gets a ``_`` prefix
+    and a Python keyword a ``_`` suffix.
     """
+    if is_module_name(stem) and not keyword.iskeyword(stem):
+        return stem
     name = re.sub(r"\W+", "_", stem).strip("_") or "jugfile"
     if name[0].isdigit():
         name = "_" + name
@@ -348,15 +362,19 @@ def write_jugfile(path: Path, text: str, *, force: bool = False) -> bool:
     return True
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to ``path`` through a temporary file and a rename.
+
+    Readers never see half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             # mkstemp creates the file 0600: give it the mode a plain open() would (0666 less the umask).
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(text)
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

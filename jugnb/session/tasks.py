@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import persist
+from ..backends.spec import Jugdir
 from ..errors import JugnbError
+from .misuse import describe
+from .unloadable import load_result
 
 
 def task_hex(task: Any) -> str:
@@ -213,21 +216,58 @@ def _as_text(name: Any) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def value(t: Any) -> Any:
+def value(t: Any, jugdir: Jugdir | None = None) -> Any:
     """Load the result of a task (or of a list/tuple/dict of tasks), like ``value`` in ``jug shell``.
+
+    Parameters
+    ----------
+    t : Task, Tasklet, or a list/tuple/dict of them
+    jugdir : Jugdir, optional
+        The store's jugdir: a result that exists but cannot be loaded is then reported with where it is
+        stored and how to fix it.
 
     Raises
     ------
     JugnbError
-        If a task in ``t`` has no result yet (naming it).
+        If a task in ``t`` has no result yet (naming it), or a Tasklet in ``t`` is not built on a task.
+    UnloadableResult
+        If a stored result cannot be loaded (with ``jugdir``).
     """
     from jug.task import value as jug_value
 
-    missing = next((task for task in tasks_in(t) if not task.can_load()), None)
+    found = list(tasks_in(t))
+    for task in found:
+        require_task(task)
+    missing = next((task for task in found if not task.can_load()), None)
     if missing is not None:
         msg = f"{missing!r} has no result yet: run `%jug execute` (or `jugnb execute`) first."
         raise JugnbError(msg)
+    if jugdir is not None:
+        for task in found:
+            load_result(base_task(task), jugdir)
     return jug_value(t)
+
+
+def require_task(t: Any) -> Any:
+    """Return the Task behind ``t`` (a Task, or a Tasklet built on one).
+
+    Raises
+    ------
+    JugnbError
+        If ``t`` is not a task, or is a Tasklet whose base is not a task, naming what it is instead.
+    """
+    from jug.task import Task
+
+    base = base_task(t)
+    if not isinstance(base, Task):
+        what = describe(base)
+        inside = " (as the base of a Tasklet)" if base is not t else ""
+        msg = (
+            f"Got {what}{inside} where a task is expected: give a task of the jugfile (a name its %%jugfile "
+            "cells define, or one from `get_tasks()`), or a list or dict of them."
+        )
+        raise JugnbError(msg)
+    return base
 
 
 def tasks_in(obj: Any) -> Iterator[Any]:

@@ -10,6 +10,7 @@ import html
 import shutil
 import textwrap
 
+from .labels import JUG_NAMES
 from .reader import NameCounts, StatusSnapshot
 
 __all__ = ["status_html", "status_text"]
@@ -105,4 +106,7 @@ def status_html(snapshot: StatusSnapshot) -> str:
 
 def _html_row(row: NameCounts, cell: str) -> str:
     counts = "".join(f"<{cell}>{c}</{cell}>" for c in _cells(row))
-    return f'<tr>{counts}<{cell} style="text-align:left">{html.escape(row.name)}</{cell}></tr>'
+    name = html.escape(JUG_NAMES.get(row.name, row.name))
+    if row.name in JUG_NAMES:  # jug's internals: their real name on hover
+        name = f'<span title="{html.escape(row.name)}">{name}</span>'
+    return f'<tr>{counts}<{cell} style="text-align:left">{name}</{cell}></tr>'

@@ -1,7 +1,8 @@
 """The task browser: find tasks by name, state and arguments, then look at or act on one.
 
-:class:`TaskBrowser` replaces ``jug shell`` for everyday questions: list a graph's tasks (a short argument
-summary, hash, state, duration and worker of each), preview one's value with the object's own rich repr,
+:class:`TaskBrowser` replaces ``jug shell`` for everyday questions: list a graph's tasks (state, task, one
+column per argument, duration; each state in its colour), filter them by the full text of their arguments,
+preview one's value with the object's own rich repr,
 assign it to a notebook variable, invalidate it and everything downstream (after showing how many results
 would go), retry a failed task, show its traceback and output tail, or run it in the kernel.
 
@@ -24,11 +25,25 @@ from traitlets import Int
 
 from ..errors import JugnbError, StoreError
 from ..session import tasks as task_ops
+from ..session.unloadable import load_by_hash
+from ..status.labels import GraphLabels, display_name
 from ..status.reader import STATES, StatusReader
 from ..status.records import RecordLog
 from ._subshell import route_to_subshell
-from .browsing import TaskEntry, argument_summary, list_entries, result_size, retry_task, task_names
-from .viewmodel import format_bytes, format_duration
+from .browsing import (
+    TaskEntry,
+    details_html,
+    fallback_text,
+    list_entries,
+    listing_style,
+    listing_table,
+    nbsp,
+    result_size,
+    retry_task,
+    task_names,
+)
+from .palette import legend_html
+from .viewmodel import format_bytes
 
 __all__ = ["TaskBrowser"]
 
@@ -36,6 +51,12 @@ _STATE_ORDER = ("complete", "active", "ready", "waiting", "failed")
 
 
 _FALLBACK_ROWS = 12  # tasks listed where the browser cannot be drawn (a summary, not the browser)
+_ACTIONS = ("value", "assign", "invalidate", "retry", "traceback", "run")  # need a selected task
+_CHANGED = (
+    "The graph changed since this question (a %%jugfile cell ran again, or the browser was refreshed): "
+    "nothing was done. Select the task again to act on the current graph."
+)
+_instances = iter(range(1, 1 << 62))
 
 
 class TaskBrowser(widgets.VBox):
@@ -60,6 +81,7 @@ class TaskBrowser(widgets.VBox):
 
     max_preview_bytes = Int(50 * 2**20, help="Bytes above which a result asks before it is loaded.")
     page_size = Int(50, help="Tasks listed per page.")
+    row_chars = Int(76, help="Characters per listed row at most (the rows fit an 800 px window).")
 
     def __init__(
         self,
@@ -72,18 +94,22 @@ class TaskBrowser(widgets.VBox):
     ) -> None:
         self._source: Callable[[], Any] = graph if callable(graph) else (lambda: graph)
         self.namespace, self.run_in_kernel, self._records = namespace, run_in_kernel, records
+        self._class = f"jugnb-tb-{next(_instances)}"  # scopes this browser's row colours
         self._build_controls()
         super().__init__(children=self._layout(), **kwargs)
         self.add_class("jugnb-task-browser")  # a handle for browser tests and user CSS
+        self.add_class(self._class)
         self._graph: Any = None
         self._reader: StatusReader | None = None
-        self._summaries: dict[int, str] = {}
+        self._labels: GraphLabels | None = None
+        self._asked_graph: Any = None
         self.entries: list[TaskEntry] = []
         self.page = 0
         self.selected: TaskEntry | None = None
         self._confirm: Callable[[], Any] | None = None
         self._lock = threading.RLock()
         self.refresh()
+        self._enable(None)
         for control in (self.name_filter, self.state_filter, self.text_filter):
             control.observe(lambda _c: self.show_page(0, relist=True), names="value")
         self.listing.observe(lambda c: self.select(c["new"]), names="value")
@@ -104,13 +130,26 @@ class TaskBrowser(widgets.VBox):
     # -- layout ------------------------------------------------------------------------------------------
 
     def _build_controls(self) -> None:
-        self.name_filter = widgets.Dropdown(description="Task name", options=[("All task names", None)])
+        narrow = {"description_width": "initial"}
+        self.name_filter = widgets.Dropdown(
+            description="Task", options=[("All task names", None)], style=narrow,
+            layout=widgets.Layout(width="auto", max_width="22em"),
+        )  # fmt: skip
         states = [("Any state", None), *((s, s) for s in sorted(STATES, key=_STATE_ORDER.index))]
-        self.state_filter = widgets.Dropdown(description="State", options=states)
-        self.text_filter = widgets.Text(
-            description="Arguments", placeholder="text in the arguments", continuous_update=False
+        self.state_filter = widgets.Dropdown(
+            description="State", options=states, style=narrow, layout=widgets.Layout(width="12em")
         )
-        self.listing = widgets.Select(options=[], rows=12, layout=widgets.Layout(width="100%"))
+        self.text_filter = widgets.Text(
+            description="Arguments", placeholder="e.g. 0.03 or gamma", continuous_update=False,
+            style=narrow, layout=widgets.Layout(width="18em"),
+        )  # fmt: skip
+        self.style_html = widgets.HTML(layout=widgets.Layout(display="none"))
+        self.listing_head = widgets.HTML()
+        self.listing_head.add_class("jugnb-listing-head")
+        # Full width less the widget margins (2 px each side), or the box would scroll sideways.
+        self.listing = widgets.Select(options=[], rows=12, layout=widgets.Layout(width="calc(100% - 4px)"))
+        self.listing.add_class("jugnb-listing")
+        self.legend = widgets.HTML(legend_html())
         self.previous, self.next = (
             widgets.Button(description="◀", disabled=True),
             widgets.Button(description="▶"),
@@ -128,7 +167,9 @@ class TaskBrowser(widgets.VBox):
         self.confirm_box = widgets.HBox(
             [self.question, self.yes, self.no], layout=widgets.Layout(display="none")
         )
-        self.output = widgets.Output()
+        # A large value preview scrolls inside its own box instead of stretching the notebook.
+        self.output = widgets.Output(layout=widgets.Layout(max_height="24em", overflow="auto"))
+        self.output.add_class("jugnb-preview")
         self.message = widgets.HTML()
         actions = {"refresh": self.refresh, "value": self.show_value, "assign": self.assign,
                    "invalidate": self.invalidate, "retry": self.retry, "traceback": self.show_traceback,
@@ -142,12 +183,17 @@ class TaskBrowser(widgets.VBox):
 
     def _layout(self) -> list[widgets.Widget]:
         b = self.buttons
-        filters = widgets.HBox([self.name_filter, self.state_filter, self.text_filter, b["refresh"]])
-        pager = widgets.HBox([self.previous, self.page_label, self.next])
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")  # wraps instead of scrolling
+        filters = widgets.HBox(
+            [self.name_filter, self.state_filter, self.text_filter, b["refresh"]], layout=wrap
+        )
+        pager = widgets.HBox([self.previous, self.page_label, self.next, self.legend], layout=wrap)
         actions = widgets.HBox([b["value"], self.variable, b["assign"], b["invalidate"], b["retry"],
-                                b["traceback"], b["run"]])  # fmt: skip
+                                b["traceback"], b["run"]], layout=wrap)  # fmt: skip
         return [
+            self.style_html,
             filters,
+            self.listing_head,
             self.listing,
             pager,
             self.details,
@@ -167,10 +213,20 @@ class TaskBrowser(widgets.VBox):
                 self._say("No jugfile is loaded yet: run a %%jugfile cell.")
                 return
             if graph is not self._graph:
-                self._graph, self._reader, self._summaries = graph, StatusReader(graph.tasks, graph.store), {}
-                names = [(f"{n} ({c})", n) for n, c in task_names(graph.tasks)]
+                self._graph, self._reader = graph, StatusReader(graph.tasks, graph.store)
+                self._labels = GraphLabels(graph.tasks, self._module())
+                names = [(f"{shown} ({c})", n) for n, shown, c in task_names(graph.tasks, self._module())]
                 self.name_filter.options = [("All task names", None), *names]
+                if self.selected is not None:  # a task of the old graph: forget it and what was said
+                    self.selected = None
+                    self._say("")
             self.show_page(self.page, relist=True)
+
+    def _module(self) -> str | None:
+        """Name the jugfile's module (its prefix is shown once, not on every row)."""
+        names = {t.name.rpartition(".")[0] for t in getattr(self._graph, "tasks", ())}
+        modules = [n for n in names if n and not n.startswith("jug.") and n != "builtins"]
+        return modules[0] if len(modules) == 1 else None
 
     def _latest(self) -> dict[str, Any]:
         if self._records is None:
@@ -181,29 +237,26 @@ class TaskBrowser(widgets.VBox):
                 return {}
         return self._records.latest_by_hash() if self._records is not None else {}
 
-    def _summary(self, index: int) -> str:
-        found = self._summaries.get(index)
-        if found is None:
-            found = self._summaries[index] = argument_summary(self._graph.tasks[index])
-        return found
-
     def show_page(self, page: int, *, relist: bool = False) -> None:
         """Show page ``page`` (0-based); ``relist`` re-reads the states and re-applies the filters."""
         with self._lock:
-            if self._graph is None or self._reader is None:
+            if self._graph is None or self._reader is None or self._labels is None:
                 return
             if relist:
                 snapshot = self._reader.read()
                 self.entries = list_entries(
-                    self._graph.tasks, snapshot, self._latest(), name=self.name_filter.value,
-                    state=self.state_filter.value, text=self.text_filter.value, summary=self._summary,
+                    self._labels, snapshot, self._latest(), name=self.name_filter.value,
+                    state=self.state_filter.value, text=self.text_filter.value,
                 )  # fmt: skip
             pages = max(1, -(-len(self.entries) // self.page_size))
             self.page = min(max(0, page), pages - 1)
             shown = self.entries[self.page * self.page_size : (self.page + 1) * self.page_size]
+            header, rows = listing_table(shown, self.row_chars)
             with self.listing.hold_sync():
-                self.listing.options = [(_label(e), e.index) for e in shown]
+                self.listing.options = [(nbsp(r), e.index) for r, e in zip(rows, shown, strict=True)]
                 self.listing.value = self._entry().index if self._shows_selected(shown) else None
+            self.listing_head.value = f"<div>{html.escape(nbsp(header))}</div>"
+            self.style_html.value = listing_style(self._class, [e.state for e in shown])
             first = self.page * self.page_size
             self.page_label.value = (f" {first + 1}–{first + len(shown)} of {len(self.entries)} tasks "
                                      if shown else " no task matches ")  # fmt: skip
@@ -218,17 +271,22 @@ class TaskBrowser(widgets.VBox):
         """Show the details of the task at ``index`` in the graph (``None``: nothing selected)."""
         with self._lock:
             entry = next((e for e in self.entries if e.index == index), None)
+            if entry is not None and (self.selected is None or entry.index != self.selected.index):
+                self._say("")  # another task chosen: what was said was about the one before
+                self.output.outputs = ()
             self.selected = entry
             self._ask(None)
-            self.details.value = _details(entry) if entry is not None else "<i>Select a task.</i>"
+            self.details.value = details_html(entry) if entry is not None else "<i>Select a task.</i>"
             self._enable(entry)
 
     def _enable(self, entry: TaskEntry | None) -> None:
         b = self.buttons
         if entry is None:
-            for name in ("value", "assign", "invalidate", "retry", "traceback", "run"):
+            for name in _ACTIONS:
                 b[name].disabled = True
+            self.variable.disabled = True
             return
+        self.variable.disabled = self.namespace is None
         b["value"].disabled = entry.state != "complete"
         b["assign"].disabled = b["value"].disabled or self.namespace is None
         b["invalidate"].disabled = False
@@ -250,10 +308,10 @@ class TaskBrowser(widgets.VBox):
         """Display the selected task's value in the output area (asks first when it is large)."""
         if self._too_big(force, lambda: self.show_value(force=True)):
             return
-        value = self._graph.store.load(self._entry().hash)
+        value = self._load()
         self.output.outputs = ()  # not clear_output(): that enters `with output:`
         self.output.append_display_data(value)
-        self._say(f"Value of {self._entry().name} ({type(value).__name__}).")
+        self._say(f"Value of {self._entry().label} ({type(value).__name__}).")
 
     def assign(self, force: bool = False) -> None:
         """Load the selected task's value into ``namespace[<variable name>]``.
@@ -268,9 +326,14 @@ class TaskBrowser(widgets.VBox):
             raise JugnbError(f"`{name}` is not a valid variable name: use letters, digits and underscores.")
         if self.namespace is None or self._too_big(force, lambda: self.assign(force=True)):
             return
-        value = self._graph.store.load(self._entry().hash)
+        value = self._load()
         self.namespace[name] = value
-        self._say(f"Assigned the value of {self._entry().name} to `{name}` ({type(value).__name__}).")
+        self._say(f"Assigned the value of {self._entry().label} to `{name}` ({type(value).__name__}).")
+
+    def _load(self) -> Any:
+        # A result that exists but cannot be loaded is named with its hash, location and fix (no traceback).
+        entry, graph = self._entry(), self._graph
+        return load_by_hash(graph.store, graph.jugdir, entry.name, entry.hash)
 
     def _too_big(self, force: bool, again: Callable[[], Any]) -> bool:
         self._task()
@@ -282,13 +345,13 @@ class TaskBrowser(widgets.VBox):
 
     def invalidate(self) -> None:
         """Show how many results an invalidate would remove and ask; on "Yes" remove them."""
-        task, graph = self._task(), self._graph
+        task, graph, label = self._task(), self._graph, self._entry().label
         removal = task_ops.invalidate(graph.store, graph.tasks, [task], dry_run=True)
         if removal.total == 0:
-            self._say(f"{task.name} and the tasks after it have no results: nothing to invalidate.")
+            self._say(f"{label} and the tasks after it have no results: nothing to invalidate.")
             return
-        per_name = ", ".join(f"{n} ×{c}" for n, c in sorted(removal.results.items()))
-        self._ask(f"Invalidate {html.escape(task.name)}? This removes {removal.total} results "
+        per_name = ", ".join(f"{display_name(n)} ×{c}" for n, c in sorted(removal.results.items()))
+        self._ask(f"Invalidate {html.escape(label)}? This removes {removal.total} results "
                   f"(downstream included: {html.escape(per_name)}).", self._invalidate_now)  # fmt: skip
 
     def _invalidate_now(self) -> None:
@@ -299,11 +362,10 @@ class TaskBrowser(widgets.VBox):
 
     def retry(self) -> None:
         """Remove the selected failed task's lock so that a worker runs it again."""
-        task = self._task()
+        self._task()
+        label = self._entry().label
         removed = retry_task(self._graph.store, self._entry().hash)
-        self._say(
-            f"{task.name} will run again when a worker is free." if removed else f"{task.name} is not failed."
-        )
+        self._say(f"{label} will run again when a worker is free." if removed else f"{label} is not failed.")
         self.refresh()
 
     def show_traceback(self) -> None:
@@ -337,14 +399,20 @@ class TaskBrowser(widgets.VBox):
 
     def _ask(self, question: str | None, then: Callable[[], Any] | None = None) -> None:
         self._confirm = then
+        self._asked_graph = self._graph if question else None
         self.question.value = question or ""
         self.confirm_box.layout.display = None if question else "none"
 
     def _confirmed(self) -> None:
-        then, self._confirm = self._confirm, None
+        then, asked = self._confirm, self._asked_graph
         self._ask(None)
-        if then is not None:
-            then()
+        if then is None:
+            return
+        if asked is not self._source() or asked is not self._graph:
+            self.refresh()
+            self._say(_CHANGED, error=True)  # e.g. "Invalidate 4 results" counted on an older graph
+            return
+        then()
 
     def _safely(self, action: Callable[[], Any]) -> None:
         try:
@@ -366,34 +434,5 @@ class TaskBrowser(widgets.VBox):
         data = dict(super()._repr_mimebundle_(**kwargs) or {})
         if getattr(self.comm, "kernel", None) is None:
             data.pop("application/vnd.jupyter.widget-view+json", None)
-        shown = self.entries[:_FALLBACK_ROWS]
-        header = f"Task browser: {len(self.entries)} tasks (interactive in a notebook with ipywidgets)"
-        lines = [f"{e.state:<9} {e.hash[:12]}  {e.name}({e.args})" for e in shown]
-        more = [f"... {len(self.entries) - len(shown)} more"] if len(self.entries) > len(shown) else []
-        data["text/plain"] = "\n".join([header, *lines, *more])
-        rows = "".join(
-            f"<tr><td>{html.escape(e.state)}</td><td><code>{e.hash[:12]}</code></td>"
-            f"<td>{html.escape(e.name)}({html.escape(e.args)})</td></tr>"
-            for e in shown
-        )
-        data["text/html"] = f"<p>{html.escape(header)}</p><table>{rows}</table>" + "".join(
-            f"<p>{html.escape(m)}</p>" for m in more
-        )
+        data.update(fallback_text(self.entries, _FALLBACK_ROWS))
         return data
-
-
-def _label(e: TaskEntry) -> str:
-    bits = [f"{e.name.rsplit('.', 1)[-1]}({e.args})", e.hash[:8], e.state]
-    if e.duration is not None:
-        bits.append(format_duration(e.duration))
-    if e.worker:
-        bits.append(e.worker)
-    return " · ".join(bits)
-
-
-def _details(e: TaskEntry) -> str:
-    last = "–" if e.record_status is None else f"{e.record_status}, {format_duration(e.duration)}, {e.worker}"
-    rows = [("task", e.name), ("arguments", e.args or "()"), ("hash", e.hash), ("state", e.state)]
-    rows.append(("last run", last))
-    cells = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"

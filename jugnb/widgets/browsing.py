@@ -1,24 +1,27 @@
-"""What the task browser lists and does, without widgets: entries, argument summaries, result sizes, retry.
+"""What the task browser lists and does, without widgets: labelled entries, columns, result sizes, retry.
 
 This module imports neither ipywidgets nor IPython; :mod:`jugnb.widgets.browser` draws it.
 """
 
 from __future__ import annotations
 
+import html
 import os
-import reprlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import persist
 from ..session.tasks import task_hex
+from ..status.labels import GraphLabels, display_name
 from ..status.reader import STATES, StatusSnapshot
+from .palette import STATE_TINTS
+from .viewmodel import format_duration
 
-__all__ = ["TaskEntry", "argument_summary", "list_entries", "result_size", "retry_task"]
-
-_repr = reprlib.Repr()
-_repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict = 24, 24, 4, 3
+__all__ = [
+    "TaskEntry", "details_html", "fallback_text", "list_entries", "listing_style", "listing_table", "nbsp",
+    "result_size", "retry_task", "task_names",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -35,70 +38,53 @@ class TaskEntry:
         40 hex digits.
     state : str
         One of :data:`jugnb.status.reader.STATES`.
-    args : str
-        Short summary of the arguments.
     duration : float or None
         Seconds, from the task's latest record.
     worker : str or None
         Worker of the latest record (``worker@host``).
     record_status : str or None
         ``"ok"``, ``"failed"``, ``"interrupted"`` or ``"killed"``; ``None`` without a record.
+    labels : GraphLabels or None
+        The graph's labels, from which :attr:`label` (e.g. ``"score(load(3), C=0.1)"``) and :attr:`columns`
+        (``(column, text)`` pairs, :meth:`jugnb.status.labels.GraphLabels.columns`) come.
     """
 
     index: int
     name: str
     hash: str
     state: str
-    args: str
     duration: float | None = None
     worker: str | None = None
     record_status: str | None = None
+    labels: GraphLabels | None = field(default=None, repr=False, compare=False)
 
+    # Labels are made when shown (one page), not for every task a filter keeps: they cost ~30 µs each.
+    @property
+    def label(self) -> str:
+        """The label of the task instance (cached by its :class:`GraphLabels`)."""
+        return self.labels.label(self.index) if self.labels is not None else self.name
 
-def argument_summary(task: Any, width: int = 60) -> str:
-    """``"3, 'rbf', C=0.1"``: the task's arguments, a dependency shown as ``name[hash7]``.
-
-    Parameters
-    ----------
-    task : jug.Task
-    width : int
-        Characters at most (longer summaries end with ``"…"``).
-    """
-    parts = [_arg(a) for a in getattr(task, "args", ())]
-    parts += [f"{k}={_arg(v)}" for k, v in sorted(getattr(task, "kwargs", {}).items())]
-    text = ", ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _arg(value: Any) -> str:
-    from jug.task import TaskletMixin
-
-    if isinstance(value, TaskletMixin):
-        base = value
-        while hasattr(base, "base"):
-            base = base.base
-        return f"{base.name.rsplit('.', 1)[-1]}[{task_hex(base)[:7]}]"
-    if isinstance(value, (list, tuple)) and any(isinstance(v, TaskletMixin) for v in value):
-        return f"[{len(value)} tasks]" if isinstance(value, list) else f"({len(value)} tasks)"
-    return _repr.repr(value)
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """The arguments as ``(column, text)`` pairs."""
+        return tuple(self.labels.columns(self.index)) if self.labels is not None else ()
 
 
 def list_entries(
-    tasks: Sequence[Any],
+    labels: GraphLabels,
     snapshot: StatusSnapshot,
     latest: Mapping[str, Any],
     *,
     name: str | None = None,
     state: str | None = None,
     text: str = "",
-    summary: Callable[[int], str] | None = None,
 ) -> list[TaskEntry]:
     """List the tasks matching the filters, in graph order.
 
     Parameters
     ----------
-    tasks : sequence of jug.Task
-        The graph.
+    labels : GraphLabels
+        The graph's tasks and their labels.
     snapshot : StatusSnapshot
         Their states.
     latest : mapping of str to TaskRecord
@@ -106,10 +92,8 @@ def list_entries(
     name, state : str, optional
         Keep only this task name / this state.
     text : str
-        Keep only tasks whose argument summary contains it (case-insensitive).
-    summary : callable, optional
-        ``summary(index)`` returns the argument summary of ``tasks[index]`` (e.g. cached);
-        default :func:`argument_summary`.
+        Keep only tasks whose full argument text (:meth:`GraphLabels.text`, never abbreviated) contains
+        it, case-insensitively.
 
     Raises
     ------
@@ -118,28 +102,26 @@ def list_entries(
     """
     if state is not None and state not in STATES:
         raise ValueError(f"unknown state {state!r}; use one of {', '.join(STATES)}.")
-    summarize = summary if summary is not None else (lambda i: argument_summary(tasks[i]))
     needle = text.strip().lower()
     in_state = set(snapshot.hashes(state)) if state is not None else None
     found = []
-    for i, t in enumerate(tasks):
+    for i, t in enumerate(labels.tasks):
         if name is not None and t.name != name:
             continue
         h = task_hex(t)
         if in_state is not None and h not in in_state:
             continue
-        args = summarize(i)
-        if needle and needle not in args.lower():
+        if needle and needle not in labels.text(i).lower():
             continue
-        found.append(_entry(i, t.name, h, snapshot.state_of(h), args, latest.get(h)))
+        found.append(_entry(i, t.name, h, snapshot.state_of(h), labels, latest.get(h)))
     return found
 
 
-def _entry(index: int, name: str, h: str, state: str, args: str, record: Any) -> TaskEntry:
+def _entry(index: int, name: str, h: str, state: str, labels: GraphLabels, record: Any) -> TaskEntry:
     if record is None:
-        return TaskEntry(index, name, h, state, args)
+        return TaskEntry(index, name, h, state, labels=labels)
     return TaskEntry(
-        index, name, h, state, args, record.duration, f"{record.worker}@{record.host}", record.status
+        index, name, h, state, record.duration, f"{record.worker}@{record.host}", record.status, labels
     )
 
 
@@ -170,9 +152,118 @@ def retry_task(store: Any, task_hash: str) -> bool:
     return True
 
 
-def task_names(tasks: Iterable[Any]) -> list[tuple[str, int]]:
-    """``(name, count)`` of every task name, sorted by name."""
+def task_names(tasks: Iterable[Any], module: str | None = None) -> list[tuple[str, str, int]]:
+    """``(name, display name, count)`` of every task name, sorted by display name."""
     counts: dict[str, int] = {}
     for t in tasks:
         counts[t.name] = counts.get(t.name, 0) + 1
-    return sorted(counts.items())
+    return sorted(((n, display_name(n, module), c) for n, c in counts.items()), key=lambda x: (x[1], x[0]))
+
+
+_STATE_MARK = {"complete": "✓", "active": "▶", "ready": "·", "waiting": "…", "failed": "✗"}
+
+
+def listing_table(entries: Iterable[TaskEntry], width: int = 96) -> tuple[str, list[str]]:
+    """Lay entries out as fixed-width text columns: state, task, one column per argument, duration.
+
+    Parameters
+    ----------
+    entries : iterable of TaskEntry
+        One page of the listing.
+    width : int
+        Characters per line at most (the browser shows the lines in a monospace font, so no line makes
+        it scroll sideways); the widest columns are narrowed first, values cut with ``"…"``.
+
+    Returns
+    -------
+    header : str
+    rows : list of str
+        One line per entry.
+    """
+    entries = list(entries)
+    keys = list(dict.fromkeys(k for e in entries for k, _ in e.columns))
+    # Positional columns in their order ("arg1" before "arg2"), wherever they first appear.
+    slots = [i for i, k in enumerate(keys) if k.isdigit()]
+    for i, k in zip(slots, sorted((keys[i] for i in slots), key=int), strict=True):
+        keys[i] = k
+    heads = ["state", "task", *(f"arg{k}" if k.isdigit() else k for k in keys), "took"]
+    table = [
+        [
+            f"{_STATE_MARK.get(e.state, ' ')} {e.state}",
+            display_name(e.name),
+            *(dict(e.columns).get(k, "") for k in keys),
+            "" if e.duration is None else _short_duration(e.duration),
+        ]
+        for e in entries
+    ]
+    widths = [max([len(h), *(len(row[i]) for row in table)]) for i, h in enumerate(heads)]
+    widths = _narrowed(widths, width - 2 * (len(widths) - 1))
+    lines = ["  ".join(_cell(c, w) for c, w in zip(row, widths, strict=True)) for row in [heads, *table]]
+    fitted = [_cell(line.rstrip(), width).rstrip() for line in lines]  # too many columns: cut the last
+    return fitted[0], fitted[1:]
+
+
+def _narrowed(widths: list[int], room: int) -> list[int]:
+    widths = list(widths)
+    while sum(widths) > room and max(widths) > 6:
+        widths[widths.index(max(widths))] -= 1
+    return widths
+
+
+def _cell(text: str, width: int) -> str:
+    return f"{text:<{width}}" if len(text) <= width else text[: width - 1] + "…"
+
+
+def _short_duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def nbsp(text: str) -> str:
+    """Spaces a ``<select>`` keeps: the columns are aligned with them."""
+    return text.replace(" ", "\u00a0")
+
+
+def listing_style(scope: str, states: list[str]) -> str:
+    """CSS of one browser: monospace rows (so columns align), each row tinted by its task's state."""
+    font = "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px)"
+    rules = [
+        f".{scope} .jugnb-listing select{{{font};overflow-x:hidden}}",
+        f".{scope} .jugnb-listing-head{{{font};font-weight:bold;overflow:hidden;padding-left:6px}}",
+        f".{scope} .jugnb-details td{{overflow-wrap:anywhere}}",
+    ]
+    rules += [
+        f".{scope} .jugnb-listing option:nth-child({i}){{background:{STATE_TINTS.get(state, 'none')}}}"
+        for i, state in enumerate(states, start=1)
+    ]
+    return "<style>" + "\n".join(rules) + "</style>"
+
+
+def details_html(e: TaskEntry) -> str:
+    """Show the selected task as a table: label, one row per argument, name, hash, state, last run."""
+    last = "–" if e.record_status is None else f"{e.record_status}, {format_duration(e.duration)}, {e.worker}"
+    rows = [("task", e.label), *((f"arg{k}" if k.isdigit() else k, v) for k, v in e.columns)]
+    rows += [("name", e.name), ("hash", e.hash), ("state", e.state), ("last run", last)]
+    cells = "".join(
+        f'<tr><th style="text-align:left;padding-right:1em">{html.escape(k)}</th>'
+        f"<td>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
+    return f'<table class="jugnb-details">{cells}</table>'
+
+
+def fallback_text(entries: list[TaskEntry], rows: int) -> dict[str, str]:
+    """``text/plain`` and ``text/html`` of the listing, where no widget manager draws the browser."""
+    shown = entries[:rows]
+    header = f"Task browser: {len(entries)} tasks (interactive in a notebook with ipywidgets)"
+    lines = [f"{e.state:<9} {e.hash[:12]}  {e.label}" for e in shown]
+    more = [f"... {len(entries) - len(shown)} more"] if len(entries) > len(shown) else []
+    cells = "".join(
+        f"<tr><td>{html.escape(e.state)}</td><td><code>{e.hash[:12]}</code></td>"
+        f"<td>{html.escape(e.label)}</td></tr>"
+        for e in shown
+    )
+    table = f"<p>{html.escape(header)}</p><table>{cells}</table>"
+    return {
+        "text/plain": "\n".join([header, *lines, *more]),
+        "text/html": table + "".join(f"<p>{html.escape(m)}</p>" for m in more),
+    }

@@ -179,6 +179,7 @@ class ProgressModel:
             taken_at=now,
             message=self.message,
             barrier=barrier,
+            elapsed=now - self._first[0] if self._first is not None else None,
         )
         return replace(view, done=True, summary=self._summary(view)) if done else view
 

@@ -24,10 +24,12 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import observe
 
+from ..status.labels import display_name
 from ._subshell import route_to_subshell
 from .events import EventList
+from .palette import STATE_COLOURS, legend_html
 from .static import BAR_STATES, view_html, view_text
-from .viewmodel import ProgressView, TaskRow, format_duration
+from .viewmodel import ProgressView, TaskRow, counts_text, eta_text, format_duration
 from .workers import WorkerPanel
 
 __all__ = ["ProgressPanel", "TaskBar", "TaskRowWidget"]
@@ -45,21 +47,20 @@ class TaskBar(widgets.HBox):
     Attributes
     ----------
     segments : dict of str to ipywidgets.IntProgress
-        By state: ``complete`` (success), ``active`` (info), ``ready`` (warning), ``waiting`` (an empty
-        bar: the grey track) and ``failed`` (danger).
+        By state, each a full bar in its colour of :data:`jugnb.widgets.palette.STATE_COLOURS`.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         self.segments = {
             state: widgets.IntProgress(
-                value=0 if state == "waiting" else 1,
+                value=1,
                 max=1,
-                bar_style=style,
+                style={"bar_color": STATE_COLOURS[state]},
                 layout=widgets.Layout(width="0%", margin="0", display="none"),
             )
-            for state, _, _, style in BAR_STATES
+            for state, *_ in BAR_STATES
         }
-        layout = kwargs.pop("layout", widgets.Layout(width="30%", min_width="8em"))
+        layout = kwargs.pop("layout", widgets.Layout(flex="1 1 6em", min_width="5em"))
         super().__init__(children=list(self.segments.values()), layout=layout, **kwargs)
 
     def render(self, row: TaskRow) -> None:
@@ -93,42 +94,65 @@ def _shares(row: TaskRow) -> list[int]:
 
 
 class TaskRowWidget(widgets.HBox):
-    """One row: task name, stacked bar, counts, tasks per minute and ETA."""
+    """One row: task name, stacked bar, counts, a red "N failed" button, tasks per minute and ETA.
+
+    The columns have flexible widths in ``em``, never percentages, so that nothing overlaps: at 800 px
+    the bar and the counts shrink (a long name or count wraps inside its column), wider screens give the
+    room to the bar; only a row with failures may wrap its rate and ETA onto a second line at 800 px.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
-        self.label = widgets.HTML(layout=widgets.Layout(width="20%"))
+        self.label = widgets.HTML(layout=widgets.Layout(flex="0 0 9em"))
+        self.label.add_class("jugnb-row-name")
         self.bar = TaskBar()
-        self.counts = widgets.HTML(layout=widgets.Layout(width="32%"))
-        self.rate = widgets.HTML(layout=widgets.Layout(width="8%"))
-        self.eta = widgets.HTML(layout=widgets.Layout(width="10%"))
-        super().__init__(children=[self.label, self.bar, self.counts, self.rate, self.eta], **kwargs)
+        self.counts = widgets.HTML(layout=widgets.Layout(flex="0 1 16em", min_width="10em"))
+        self.failed = widgets.Button(
+            button_style="danger", tooltip="Show the traceback",
+            layout=widgets.Layout(flex="0 0 6.5em", height="auto", visibility="hidden"),
+        )  # fmt: skip
+        self.failed.add_class("jugnb-failed-link")
+        self.rate = widgets.HTML(layout=widgets.Layout(flex="0 0 5.5em"))
+        self.eta = widgets.HTML(layout=widgets.Layout(flex="0 0 8em"))
+        children = [self.label, self.bar, self.counts, self.failed, self.rate, self.eta]
+        layout = kwargs.pop("layout", widgets.Layout(flex_flow="row wrap", align_items="center"))
+        super().__init__(children=children, layout=layout, **kwargs)
         self.row: TaskRow | None = None
+        self.key: tuple[Any, ...] | None = None
 
-    def render(self, row: TaskRow) -> None:
-        """Show ``row`` (nothing is sent when it did not change)."""
-        if row == self.row:
+    def render(
+        self, row: TaskRow, module: str | None = None, *, final: bool = False, barrier: str = ""
+    ) -> None:
+        """Show ``row`` (nothing is sent when it did not change).
+
+        Parameters
+        ----------
+        row : TaskRow
+        module : str, optional
+            The jugfile's module, shown once in the panel's header rather than on every row.
+        final : bool
+            The panel is final (done or stopped): no ETA.
+        barrier : str
+            Where the jugfile stops: "Total" is not "done" while tasks after it are unknown.
+        """
+        key = (row, module, final, barrier)
+        if key == self.key:
             return
-        self.row = row
-        name = html.escape(row.name)
-        self.label.value = (
-            f"<i>{name}</i>" if row.folded else (f"<b>{name}</b>" if row.name == "Total" else name)
-        )
+        self.row, self.key = row, key
+        name = html.escape(display_name(row.name, module))
+        if row.name == "Total":
+            name = "<b>Total</b>"
+        elif row.folded:
+            name = f"<i>{name}</i>"
+        # A long name wraps inside its column (anywhere, as names have no spaces) instead of running on.
+        wrap = "overflow-wrap:anywhere"
+        self.label.value = f'<span title="{html.escape(row.name)}" style="{wrap}">{name}</span>'
         self.bar.render(row)
-        self.counts.value = counts_text(row)
-        self.rate.value = "–/min" if row.per_minute is None else f"{row.per_minute:.1f}/min"
-        self.eta.value = "done" if row.total and row.remaining == 0 else f"ETA {format_duration(row.eta)}"
-
-
-def counts_text(row: TaskRow) -> str:
-    """``"45/60 complete · 2 active · 10 ready · 3 waiting"`` (zero counts other than complete omitted).
-
-    ``stale`` (complete results computed by code that changed since) follows ``complete`` when nonzero.
-    """
-    parts = [f"{row.complete}/{row.total} complete"]
-    parts += [
-        f"{getattr(row, s)} {s}" for s in ("stale", "active", "ready", "waiting", "failed") if getattr(row, s)
-    ]
-    return " · ".join(parts)
+        self.counts.value = counts_text(row, failed=False)
+        self.failed.description = f"{row.failed} failed" if row.failed else ""
+        # Hidden, not removed: its column keeps its width, so rates and ETAs line up in every row.
+        self.failed.layout.visibility = "visible" if row.failed else "hidden"
+        self.rate.value = "" if row.per_minute is None else f"{row.per_minute:.1f}/min"
+        self.eta.value = eta_text(row, final=final, barrier=barrier if row.name == "Total" else "")
 
 
 class ProgressPanel(widgets.VBox):
@@ -161,6 +185,7 @@ class ProgressPanel(widgets.VBox):
     ) -> None:
         self.title = title
         self.header = widgets.HTML(f"<b>{html.escape(title)}</b>: waiting for the first status read…")
+        self.legend = widgets.HTML(legend_html())
         self.rows_box = widgets.VBox()
         self.total_row = TaskRowWidget()
         self.workers = WorkerPanel()
@@ -176,8 +201,10 @@ class ProgressPanel(widgets.VBox):
         self.buttons = _buttons(self.actions)
         for name, button in self.buttons.items():
             button.on_click(lambda _b, name=name: self.click(name))
+        self.total_row.failed.on_click(lambda _b: self.show_failure(None))
         children = [
             self.header,
+            self.legend,
             self.rows_box,
             self.total_row,
             self.workers,
@@ -211,11 +238,12 @@ class ProgressPanel(widgets.VBox):
                 return
             self._ensure_rows(len(view.rows))
             drawn = [self.header, self.summary, self.message, self.events, *self.buttons.values()]
+            final = view.done or bool(self.frozen)
             with _held(drawn):
                 self.header.value = _header(self.title, view)
                 for widget, row in zip(self.rows_box.children, view.rows, strict=True):
-                    widget.render(row)
-                self.total_row.render(view.total)
+                    widget.render(row, self.title, final=final)
+                self.total_row.render(view.total, self.title, final=final, barrier=view.barrier)
                 self.workers.render(view.workers)
                 self.events.render(view.events)
                 self.summary.value = f"<b>{html.escape(view.summary)}</b>" if view.done else ""
@@ -227,7 +255,28 @@ class ProgressPanel(widgets.VBox):
     def _ensure_rows(self, n: int) -> None:
         rows = list(self.rows_box.children)
         if len(rows) != n:
-            self.rows_box.children = (rows + [TaskRowWidget() for _ in range(n - len(rows))])[:n]
+            new = [TaskRowWidget() for _ in range(n - len(rows))]
+            for widget in new:
+                widget.failed.on_click(lambda _b, w=widget: self.show_failure(w.row.name if w.row else None))
+            self.rows_box.children = (rows + new)[:n]
+
+    def show_failure(self, name: str | None) -> bool:
+        """Open the latest failure event of task name ``name`` (any name: ``None``): its traceback.
+
+        Returns
+        -------
+        bool
+            Whether there was one to open.
+        """
+        events = self.events.events
+        names = () if name is None else (name, display_name(name, self.title), display_name(name))
+        for i in range(len(events) - 1, -1, -1):
+            e = events[i]
+            if e.kind in ("failed", "killed") and (not names or any(n in e.title for n in names)):
+                self.events.accordion.selected_index = i
+                return True
+        self.show_message("No traceback of that failure in this panel: see `%jug status` or the browser.")
+        return False
 
     def _enable_buttons(self, view: ProgressView) -> None:
         for name, button in self.buttons.items():
@@ -337,6 +386,8 @@ class ProgressPanel(widgets.VBox):
 def _header(title: str, view: ProgressView) -> str:
     state = "final" if view.done else "live"
     bits = [f"<b>{html.escape(title)}</b> ({state})", html.escape(view.store)]
+    if view.elapsed is not None:
+        bits.append(f"elapsed {format_duration(view.elapsed)}")
     if view.barrier:
         bits.append(f"jugfile stops at {html.escape(view.barrier)}")
     return " · ".join(bits)

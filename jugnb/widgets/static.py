@@ -13,21 +13,25 @@ from __future__ import annotations
 import html
 import time
 
-from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, format_bytes, format_duration
+from ..status.labels import JUG_NAMES
+from .palette import STATE_COLOURS
+from .viewmodel import EventRow, ProgressView, TaskRow, WorkerRow, eta_text, format_bytes, format_duration
 
 __all__ = ["BAR_STATES", "view_html", "view_text"]
 
 #: Stacked-bar segments in drawing order: (state, text character, HTML colour, widget bar_style).
 BAR_STATES = (
-    ("complete", "#", "#4caf50", "success"),
-    ("active", ">", "#00bcd4", "info"),
-    ("ready", ".", "#ff9800", "warning"),
-    ("waiting", " ", "#e0e0e0", ""),
-    ("failed", "!", "#f44336", "danger"),
+    ("complete", "#", STATE_COLOURS["complete"], "success"),
+    ("active", ">", STATE_COLOURS["active"], "info"),
+    ("ready", ".", STATE_COLOURS["ready"], ""),  # ready is expected, not a warning
+    ("waiting", " ", STATE_COLOURS["waiting"], ""),
+    ("failed", "!", STATE_COLOURS["failed"], "danger"),
 )
 _COUNTS = ("complete", "active", "ready", "waiting", "failed")
 _BAR_WIDTH = 24
 _DETAIL_LINES = 12
+# Headers and cells aligned alike (browsers centre <th> by default, which put the headers off their columns).
+_CELL_STYLE = ' style="text-align:left;padding:0 0.8em 0 0"'
 
 
 def view_text(view: ProgressView | None, width: int = 100) -> str:
@@ -49,8 +53,8 @@ def view_text(view: ProgressView | None, width: int = 100) -> str:
     name_width = max(9, min(max((len(r.name) for r in view.rows), default=9), width - 80))
     head = f"{'Task name':<{name_width}}  {'':{_BAR_WIDTH + 2}}" + "".join(f"{c.title():>9}" for c in _COUNTS)
     lines = [_header(view), head + f"{'/min':>8}{'ETA':>13}"]
-    lines += [_text_row(r, name_width) for r in view.rows]
-    lines += ["-" * len(lines[1]), _text_row(view.total, name_width)]
+    lines += [_text_row(r, name_width, _eta(r, view)) for r in view.rows]
+    lines += ["-" * len(lines[1]), _text_row(view.total, name_width, _eta(view.total, view))]
     if view.barrier:
         lines.append(f"The kernel's jugfile stops at {view.barrier}.")
     lines += _text_workers(view.workers)
@@ -88,11 +92,16 @@ def _cells(row: TaskRow, width: int) -> list[int]:
     return cells
 
 
-def _text_row(row: TaskRow, name_width: int) -> str:
+def _eta(row: TaskRow, view: ProgressView) -> str:
+    """Give the ETA column as the live panel shows it (none on a final panel or a waiting row)."""
+    return eta_text(row, final=view.done, barrier=view.barrier if row.name == "Total" else "")
+
+
+def _text_row(row: TaskRow, name_width: int, eta: str) -> str:
     counts = "".join(f"{getattr(row, c):>9}" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
     stale = f"  ({row.stale} stale)" if row.stale else ""
-    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{rate:>8}{format_duration(row.eta):>13}{stale}"
+    return f"{row.name:<{name_width}}  {text_bar(row)}{counts}{rate:>8}{eta:>13}{stale}"
 
 
 def _text_workers(workers: tuple[WorkerRow, ...]) -> list[str]:
@@ -100,7 +109,7 @@ def _text_workers(workers: tuple[WorkerRow, ...]) -> list[str]:
         return ["No workers."]
     lines = [f"Workers ({_worker_count(workers)}):"]
     for w in workers:
-        task = w.task or "–"
+        task = JUG_NAMES.get(w.task, w.task) if w.task else "–"
         since = format_duration(w.running_for) if w.running_for is not None else ""
         lines.append(
             f"  {w.pid:>7}  {w.host:<16} {_liveness(w):<6} {w.state:<9} {task} {since}".rstrip()
@@ -155,12 +164,12 @@ def view_html(view: ProgressView | None) -> str:
     if view is None:
         return '<div class="jugnb-progress"><i>jug progress: waiting for the first status read.</i></div>'
     head = "".join(f"<th>{c.title()}</th>" for c in _COUNTS)
-    rows = "".join(_html_row(r, "td") for r in view.rows)
+    rows = "".join(_html_row(r, "td", _eta(r, view)) for r in view.rows)
     parts = [
         f"<p><b>{html.escape(_header(view))}</b></p>",
         f'<table class="jugnb-progress-table"><thead><tr><th>Task name</th><th></th>{head}'
         f"<th>/min</th><th>ETA</th></tr></thead><tbody>{rows}</tbody>"
-        f"<tfoot>{_html_row(view.total, 'th')}</tfoot></table>",
+        f"<tfoot>{_html_row(view.total, 'th', _eta(view.total, view))}</tfoot></table>",
     ]
     if view.barrier:
         parts.append(f"<p>The kernel's jugfile stops at {html.escape(view.barrier)}.</p>")
@@ -184,14 +193,14 @@ def _html_bar(row: TaskRow) -> str:
     return f'<div style="display:flex;width:16em;height:1em;background:#eee">{segments}</div>'
 
 
-def _html_row(row: TaskRow, cell: str) -> str:
+def _html_row(row: TaskRow, cell: str, eta: str) -> str:
     counts = "".join(f"<{cell}>{getattr(row, c)}</{cell}>" for c in _COUNTS)
     rate = "–" if row.per_minute is None else f"{row.per_minute:.1f}"
     stale = f" ({row.stale} stale)" if row.stale else ""
     return (
         f'<tr><{cell} style="text-align:left">{html.escape(row.name)}{stale}</{cell}>'
         f"<{cell}>{_html_bar(row)}</{cell}>"
-        f"{counts}<{cell}>{rate}</{cell}><{cell}>{format_duration(row.eta)}</{cell}></tr>"
+        f"{counts}<{cell}>{rate}</{cell}><{cell}>{html.escape(eta)}</{cell}></tr>"
     )
 
 
@@ -200,12 +209,14 @@ def workers_html(workers: tuple[WorkerRow, ...]) -> str:
     if not workers:
         return "<p>No workers.</p>"
     head = "".join(
-        f"<th>{h}</th>" for h in ("pid", "host", "worker", "alive", "state", "task", "running for", "memory")
+        f"<th{_CELL_STYLE}>{h}</th>"
+        for h in ("pid", "host", "worker", "alive", "state", "task", "running for", "memory")
     )
     body = "".join(_html_worker(w) for w in workers)
     caption = html.escape(f"Workers: {_worker_count(workers)}")
     return (
-        f'<table class="jugnb-workers"><caption>{caption}</caption>'
+        f'<table class="jugnb-workers" style="border-collapse:collapse">'
+        f'<caption style="text-align:left">{caption}</caption>'
         f"<thead><tr>{head}</tr></thead>{body}</table>"
     )
 
@@ -214,8 +225,17 @@ def _html_worker(w: WorkerRow) -> str:
     running = format_duration(w.running_for) if w.running_for is not None else ""
     if not w.ours and w.last_seen is not None:
         running = f"last record {_clock(w.last_seen)}"
-    cells = (str(w.pid), w.host, w.worker, _liveness(w), w.state, w.task or "–", running, format_bytes(w.rss))
-    return "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+    cells = (
+        str(w.pid),
+        w.host,
+        w.worker,
+        _liveness(w),
+        w.state,
+        JUG_NAMES.get(w.task, w.task) if w.task else "–",
+        running,
+        format_bytes(w.rss),
+    )
+    return "<tr>" + "".join(f"<td{_CELL_STYLE}>{html.escape(c)}</td>" for c in cells) + "</tr>"
 
 
 def _html_event(e: EventRow) -> str:

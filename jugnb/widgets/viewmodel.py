@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["EventRow", "ProgressView", "TaskRow", "WorkerRow", "format_bytes", "format_duration"]
+__all__ = [
+    "EventRow", "ProgressView", "TaskRow", "WorkerRow", "counts_text", "eta_text", "format_bytes",
+    "format_duration",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class ProgressView:
         One line about the panel itself (e.g. the poller's last error); empty when all is well.
     barrier : str
         Where the kernel's import of the jugfile stops (``""`` when it does not).
+    elapsed : float or None
+        Seconds since the panel's first snapshot.
     """
 
     rows: tuple[TaskRow, ...]
@@ -157,6 +162,7 @@ class ProgressView:
     summary: str = ""
     message: str = ""
     barrier: str = ""
+    elapsed: float | None = None
 
     @property
     def other_workers(self) -> int:
@@ -193,3 +199,35 @@ def format_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"  # pragma: no cover - unreachable
+
+
+def eta_text(row: TaskRow, *, final: bool = False, barrier: str = "") -> str:
+    """``"ETA 3 min 05 s"`` only where it means something: tasks left that can run, on a live panel.
+
+    ``"done"`` when every task of the row is complete (for Total: and the jugfile has no barrier
+    ahead); ``"waiting"`` when what is left only waits for other tasks; nothing on a final panel, or for
+    tasks that failed (they wait for a retry).
+    """
+    if row.total and row.remaining == 0:
+        return "more after the barrier" if barrier else "done"
+    if final or row.remaining == row.failed:
+        return ""
+    if row.active == 0 and row.ready == 0:
+        return "waiting"
+    return "" if row.eta is None else f"ETA {format_duration(row.eta)}"
+
+
+def counts_text(row: TaskRow, failed: bool = True) -> str:
+    """``"45/60 complete · 2 active · 10 ready · 3 waiting"`` (zero counts other than complete omitted).
+
+    ``stale`` (complete results computed by code that changed since) follows ``complete`` when nonzero;
+    ``failed`` last unless ``failed=False`` (the panel shows it as a red button of its own).
+    """
+    parts = [f"{row.complete}/{row.total} complete"]
+    states = (
+        ("stale", "active", "ready", "waiting", "failed")
+        if failed
+        else ("stale", "active", "ready", "waiting")
+    )
+    parts += [f"{getattr(row, s)} {s}" for s in states if getattr(row, s)]
+    return " · ".join(parts)

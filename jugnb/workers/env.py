@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,9 @@ def read_pointer(pointer: Path) -> str:
     FileNotFoundError
         If there is no pointer file (the kernel has not written a jugfile yet).
     """
-    return pointer.read_text(encoding="utf-8").strip()
+    # The file holds the path's bytes as the filesystem has them (see NotebookSession.load): decoded as
+    # this process decodes file names, it names the file under any locale.
+    return os.fsdecode(pointer.read_bytes().strip())
 
 
 def stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -50,14 +51,6 @@ def stat_key(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def watch_parent(control: Control, parent_pid: int, interval: float) -> None:
-    """Drain once the kernel that started us is gone (we are re-parented)."""
-    while os.getppid() == parent_pid:
-        time.sleep(interval)
-    log.warning("the kernel (pid %d) is gone: draining", parent_pid)
-    control.request_drain("the kernel is gone")
 
 
 def install_signals(control: Control) -> None:
@@ -81,13 +74,14 @@ def read_jugdir_from_stdin() -> str:
     The command line is readable by every local user and the environment by the user's other processes
     (``ps e``); a redis jugdir may hold a password, so it goes through a pipe that only we read.
     """
-    return sys.stdin.readline().rstrip("\n")
+    # Bytes as file names have them (os.fsencode on the other side): right under any locale.
+    return os.fsdecode(sys.stdin.buffer.readline().rstrip(b"\n"))
 
 
 def put_jugdir_on_stdin(jugdir: str) -> None:
     """Make stdin a pipe holding ``jugdir``, for the fresh interpreter that ``os.execv`` starts next."""
     read_end, write_end = os.pipe()
-    os.write(write_end, jugdir.encode("utf-8") + b"\n")  # far below a pipe's buffer: never blocks
+    os.write(write_end, os.fsencode(jugdir) + b"\n")  # far below a pipe's buffer: never blocks
     os.close(write_end)
     os.dup2(read_end, 0)  # dup2 makes fd 0 inheritable across exec
     os.close(read_end)
@@ -111,7 +105,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--heartbeat", required=True, help="heartbeat file")
     parser.add_argument("--log", default=None, help="this worker's log file (stdout and stderr)")
-    parser.add_argument("--parent-pid", type=int, default=None, help="drain when this process is gone")
+    parser.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to stop in once the kernel (--parent-pid) shuts down or is gone",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.1, help="seconds between idle checks")
     parser.add_argument("--idle-timeout", type=float, default=1800.0, help="seconds (see module doc)")
     parser.add_argument(

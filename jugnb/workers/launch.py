@@ -73,5 +73,5 @@ def launch_worker(command: Sequence[str], *, cwd: str, log: Path, jugdir: str) -
         )
     if popen.stdin is not None:  # always: stdin=PIPE
         with contextlib.suppress(BrokenPipeError), popen.stdin:  # gone already: its waiter reports it
-            popen.stdin.write(with_env_password(jugdir).encode("utf-8") + b"\n")
+            popen.stdin.write(os.fsencode(with_env_password(jugdir)) + b"\n")  # read back by os.fsdecode
     return popen

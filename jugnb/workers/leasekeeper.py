@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..backends.leases import Lease, LeaseStore, recover_expired
+from ..backends import leases_of
+from ..backends.leases import Lease, LeaseStore, configured_timing, recover_expired
+from ..errors import JugnbError
 from ..session.tasks import task_hex
 
 log = logging.getLogger("jugnb.workers.loop")
@@ -104,3 +106,49 @@ class LeaseKeeper:
             self._thread.join(timeout=5.0)
         if remove:
             self.leases.remove(self.lease.worker)
+
+
+def keeper_for(worker: Any) -> LeaseKeeper | None:
+    """Make the keeper of a :class:`~jugnb.workers.loop.Worker`'s lease (``None``: a store without workers).
+
+    The lease's state comes from the worker's heartbeat and recorder; a lost lease drains the worker.
+
+    Raises
+    ------
+    StoreError
+        When jugrc's lease timing is not a number, or the timeout is not longer than the interval.
+    """
+    try:
+        leases = leases_of(worker.args.jugdir, worker.store)
+    except JugnbError:
+        return None
+    interval, timeout = configured_timing(worker.args.lease_interval, worker.args.lease_timeout)
+    lease = Lease.new(worker.args.worker_id, interval, timeout)
+
+    def state() -> dict[str, Any]:
+        beat = worker.heartbeat.state
+        now = "draining" if worker.control.draining is not None else str(beat.get("state", "starting"))
+        running = beat.get("state") == "running"
+        return {
+            "state": now,
+            "task": beat.get("task") if running else None,
+            "task_hash": beat.get("hash") if running else None,
+            "task_since": beat.get("since") if running else None,
+            "done": worker.recorder.nr_executed,
+            "failed": worker.recorder.nr_failed,
+        }
+
+    def lost() -> None:
+        worker.control.request_drain("this worker's lease expired; its locks were released")
+
+    return LeaseKeeper(leases, lease, state, lost, task_name)
+
+
+def task_name(task_hash: str) -> str:
+    """Return the name of the task of the imported jugfile with ``task_hash`` (12 digits when unknown)."""
+    from jug import task
+
+    for t in list(task.alltasks):
+        if t.hash().decode("ascii") == task_hash:
+            return str(t.name)
+    return task_hash[:12]

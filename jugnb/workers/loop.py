@@ -17,9 +17,11 @@ loop it reuses unchanged):
   runnable through tasks that nobody alive is running: it keeps waiting while such a task is locked by a
   live process on this host (or by any process on another host or in redis, which cannot be checked, for
   at most ``--idle-timeout`` seconds without any change in the store).
-- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only), or the kernel's death (its parent pid
-  changes; not with ``--detach``), makes the worker finish its current task and exit 0. ``SIGTERM`` exits
-  at once through ``SystemExit``, so jug's own ``finally`` releases the lock of the interrupted task.
+- **Drain.** ``SIGUSR1`` (sent by the pool to this pid only) makes the worker finish its current task and
+  exit 0. ``SIGTERM`` exits at once through ``SystemExit``, so jug's own ``finally`` releases the lock of
+  the interrupted task. When the kernel shuts down, restarts (``SIGUSR2`` from the pool) or dies (its
+  parent pid changes), a worker that is not detached stops within ``--shutdown-timeout`` seconds
+  (:mod:`jugnb.workers.stop`).
 - **New code.** Before and after every task the worker checks the pointer file
   ``<state_dir>/<module>.current``; when it names another snapshot the worker ``exec``\\ s itself afresh
   (same pid, fresh interpreter), so no task ever runs on a mix of old and new code, nor on helper modules
@@ -33,17 +35,18 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..backends import leases_of, select, store_lost_errors
-from ..backends.leases import Lease, configured_timing
+from ..backends import select, store_lost_errors
 from ..backends.spec import redact
-from ..errors import JugnbError, StoreUnreachable
+from ..errors import JugfileImportError, JugnbError, StoreUnreachable
 from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
+from ..session.loader import snapshot_import_error
 from ..staleness.fingerprint import FingerprintStore
 from ..status.records import RecordLog
 from .env import (
@@ -54,12 +57,12 @@ from .env import (
     put_jugdir_on_stdin,
     read_pointer,
     stat_key,
-    watch_parent,
 )
 from .heartbeat import Heartbeat
-from .leasekeeper import LeaseKeeper
+from .leasekeeper import keeper_for
 from .locks import Holder, holder
 from .recorder import TaskRecorder
+from .stop import StopClock, release_own_locks
 
 log = logging.getLogger("jugnb.workers.loop")
 
@@ -76,11 +79,8 @@ CONFIRM_TICKS = 3
 _FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
+EXIT_TERMINATED = 128 + signal.SIGTERM  # the SystemExit that jugnb.workers.env.install_signals raises
 EXIT_IMPORT_FAILED = 4
-
-
-class ImportFailed(Exception):
-    """Importing the jugfile raised (the worker exits with :data:`EXIT_IMPORT_FAILED`)."""
 
 
 class Stop(BaseException):
@@ -126,34 +126,8 @@ class Worker:
             fingerprint_store(args.jugdir, self.store),
         )
         self._scan_cost = 0.0
-        self.keeper = self._lease_keeper()
+        self.keeper = keeper_for(self)
         self.budget = _time_budget(self.recorder.records)
-
-    def _lease_keeper(self) -> LeaseKeeper | None:
-        """Make the keeper of this worker's lease (``None`` for a store without shared workers)."""
-        try:
-            leases = leases_of(self.args.jugdir, self.store)
-        except JugnbError:
-            return None
-        interval, timeout = configured_timing(self.args.lease_interval, self.args.lease_timeout)
-        lease = Lease.new(self.args.worker_id, interval, timeout)
-        return LeaseKeeper(leases, lease, self._lease_state, self._lease_lost, _task_names)
-
-    def _lease_state(self) -> dict[str, Any]:
-        beat = self.heartbeat.state
-        state = "draining" if self.control.draining is not None else str(beat.get("state", "starting"))
-        running = state == "running" or beat.get("state") == "running"
-        return {
-            "state": state,
-            "task": beat.get("task") if running else None,
-            "task_hash": beat.get("hash") if running else None,
-            "task_since": beat.get("since") if running else None,
-            "done": self.recorder.nr_executed,
-            "failed": self.recorder.nr_failed,
-        }
-
-    def _lease_lost(self) -> None:
-        self.control.request_drain("this worker's lease expired; its locks were released")
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -202,11 +176,11 @@ class Worker:
             code = EXIT_STORE_LOST
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
-        except ImportFailed:
+        except JugfileImportError as err:
+            # `jugnb execute` names the cell itself, once for all its workers (exit code 4 tells it to).
             if not self.args.summary_file:
-                log.exception("worker %s failed", self.args.worker_id)
-            # `jugnb execute` imports the jugfile itself and names the cell: no traceback from each worker.
-            code = EXIT_IMPORT_FAILED
+                log.error("%s", err)
+            code = EXIT_IMPORT_FAILED if self.args.summary_file else EXIT_FAILED
         except Exception:
             log.exception("worker %s failed", self.args.worker_id)
             code = EXIT_FAILED
@@ -252,7 +226,8 @@ class Worker:
                     options.jugfile, options.jugdir, on_error="propagate", store=self.store
                 )
             except Exception as err:
-                raise ImportFailed(err) from err
+                # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
+                raise snapshot_import_error(err, options.jugfile) from None
             self.recorder.use_jugfile(jugspace)
             if options.debug:
                 for t in task.alltasks:
@@ -411,16 +386,6 @@ def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
     return out
 
 
-def _task_names(task_hash: str) -> str:
-    """Return the name of the task of this jugfile with ``task_hash`` (its first 12 digits when unknown)."""
-    from jug import task
-
-    for t in list(task.alltasks):
-        if t.hash().decode("ascii") == task_hash:
-            return str(t.name)
-    return task_hash[:12]
-
-
 def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:
     """Where the worker saves fingerprints; ``None`` when the jugdir has no place for them."""
     try:
@@ -437,24 +402,47 @@ def main(argv: list[str] | None = None) -> int:
     """
     control = Control()
     install_signals(control)
+    clock = StopClock(control)
+    clock.install()
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("jugnb").setLevel(logging.INFO)
+    made: list[Worker] = []
+    release = _lock_releaser(args.jugdir, made)
+    if args.parent_pid is not None:  # not detached: bounded stop once the kernel goes (jugnb.workers.stop)
+        if os.getppid() != args.parent_pid:
+            clock.start("the kernel is gone")
+        clock.watch(args.parent_pid, args.shutdown_timeout, release)
     try:
-        worker = Worker(args, control)
+        made.append(Worker(args, control))
     except FileNotFoundError as err:
         log.error("no jugfile to run: %s (run a %%%%jugfile cell first)", err)
         return 2
     except JugnbError as err:
         log.error("%s", err)
         return EXIT_STORE_LOST if isinstance(err, StoreUnreachable) else 2
-    if args.parent_pid is not None:
-        if os.getppid() != args.parent_pid:
-            control.request_drain("the kernel is gone")
-        threading.Thread(
-            target=watch_parent, args=(control, args.parent_pid, 0.5), name="watch-kernel", daemon=True
-        ).start()
-    return worker.run()
+    code = made[0].run()
+    if code == EXIT_TERMINATED:
+        # SIGTERM can land inside jug's `t.lock()`, after the lock is taken but before jug notes it: its
+        # `finally` then leaves that lock. A terminated worker holds no lock, so release any it still has.
+        release()
+    return code
+
+
+def _lock_releaser(jugdir: str, made: list[Worker]) -> Callable[[], None]:
+    """Return what releases the locks this worker still holds (:func:`.stop.release_own_locks`)."""
+    import psutil
+
+    started = psutil.Process().create_time()
+
+    def held() -> set[str]:
+        if not made:
+            return set()
+        state = made[0].heartbeat.state
+        running = {str(state["hash"])} if state.get("state") == "running" and state.get("hash") else set()
+        return running | set(select(jugdir).held_locks(made[0].store))
+
+    return lambda: release_own_locks(jugdir, held, started)
 
 
 if __name__ == "__main__":

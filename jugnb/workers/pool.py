@@ -19,7 +19,7 @@ Configuration (``%config WorkerPool`` in a kernel)::
     c.WorkerPool.stop_timeout = 5.0        # s from SIGTERM to SIGKILL in stop(now=True)
     c.WorkerPool.poll_interval = 0.1       # s between an idle worker's checks of the store
     c.WorkerPool.idle_timeout = 1800.0     # s an idle worker waits for unverifiable lock holders
-    c.WorkerPool.shutdown_timeout = 10.0   # s to drain at kernel exit before killing
+    c.WorkerPool.shutdown_timeout = 10.0   # s within which workers stop after a kernel shutdown or restart
     c.WorkerPool.replace_dead = True
     c.WorkerPool.max_replacements = 4
 """
@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 from traitlets import Bool, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -48,7 +49,9 @@ from ..notebook.jugfile import atomic_write
 from ..status.records import RecordLog
 from .exits import ExitReport, handle_exit, release_held_locks
 from .launch import claim_worker_id, launch_worker, worker_command
+from .locks import process_alive
 from .process import NotRunning, PoolEvent, WorkerInfo, WorkerProcess, check_start, worker_info
+from .stop import SHUTDOWN_SIGNAL
 
 __all__ = ["NotRunning", "PoolEvent", "WorkerInfo", "WorkerPool"]
 
@@ -76,7 +79,10 @@ class WorkerPool(LoggingConfigurable):
         "host, redis) while nothing changes in the store; jug's default wait is 30 min.",
     ).tag(config=True)
     shutdown_timeout = Float(
-        10.0, help="Seconds to let workers drain when the kernel exits before killing them (not detached)."
+        10.0,
+        help="Seconds within which workers that are not detached stop after their kernel shuts down, "
+        "restarts or dies: a task that finishes in that time is kept, others are stopped and their locks "
+        "released.",
     ).tag(config=True)
     replace_dead = Bool(True, help="Start a new worker when one dies (SIGKILL, OOM).").tag(config=True)
     store_retry = Float(
@@ -106,6 +112,8 @@ class WorkerPool(LoggingConfigurable):
     detach = Bool(False, help="Workers outlive the kernel.").tag(to_dict=True)
     pool_id = Unicode(help="Random id; worker ids are '<pool_id>.<n>'.").tag(to_dict=True)
     host = Unicode(help="Host the workers run on.").tag(to_dict=True)
+    kernel_pid = Int(0, help="pid of the process (kernel) that started the workers.").tag(to_dict=True)
+    kernel_started = Float(0.0, help="Its create time (seconds since the epoch).").tag(to_dict=True)
 
     @default("pool_id")
     def _default_pool_id(self) -> str:
@@ -178,6 +186,7 @@ class WorkerPool(LoggingConfigurable):
         self.cwd, self.detach = str(Path(cwd).resolve()), detach
         self.jugdir = absolute_jugdir(jugdir, Path(self.cwd))
         self.execute_args = list(execute_args)
+        self.kernel_pid, self.kernel_started = os.getpid(), psutil.Process().create_time()
         self.records.read_new()  # only failures from now on become events
         for released in release_held_locks(self.state_dir / "workers" / self.module, self.jugdir):
             message = f"released the lock of {released}, left by a worker that lost its redis server"
@@ -230,7 +239,9 @@ class WorkerPool(LoggingConfigurable):
             options.append(f"--lease-interval={self.lease_interval}")
         if self.lease_timeout is not None:
             options.append(f"--lease-timeout={self.lease_timeout}")
-        return options if self.detach else [*options, f"--parent-pid={os.getpid()}"]
+        if self.detach:
+            return options
+        return [*options, f"--parent-pid={os.getpid()}", f"--shutdown-timeout={self.shutdown_timeout}"]
 
     def _watch(self, proc: WorkerProcess) -> None:
         thread = threading.Thread(
@@ -343,10 +354,30 @@ class WorkerPool(LoggingConfigurable):
             self._join(alive, 5.0)
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Drain, wait up to ``timeout`` seconds (default ``shutdown_timeout``), then stop now."""
-        self.stop()
-        if not self.wait(self.shutdown_timeout if timeout is None else timeout):
-            self.stop(now=True)
+        """Stop the workers within ``timeout`` seconds (default ``shutdown_timeout``): the kernel is going.
+
+        Each worker is told (:data:`~jugnb.workers.stop.SHUTDOWN_SIGNAL`) and keeps a task that finishes in
+        time; the others stop themselves before the deadline, releasing their locks. Whatever is left at the
+        deadline is killed here, and its locks are released by its waiter thread. Workers enforce the same
+        deadline themselves, in case Jupyter kills the kernel before this returns.
+        """
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        with self._lock:
+            self._stopping = True
+            alive = [p for p in self._procs if not p.ended]
+        for proc in alive:
+            proc.signal(SHUTDOWN_SIGNAL)
+        self._join(alive, max(0.0, timeout - 0.1))
+        for proc in alive:
+            if not proc.ended:
+                proc.signal(signal.SIGKILL, group=True)
+        self._join(alive, 2.0)
+
+    def leftover(self) -> bool:
+        """Whether a kernel that is gone started these workers without ``--detach`` (so they are stopping)."""
+        if self.detach or self.kernel_pid in (0, os.getpid()):
+            return False
+        return not process_alive(self.kernel_pid, created_at=self.kernel_started)
 
     def _join(self, procs: Iterable[WorkerProcess], timeout: float) -> None:
         deadline = time.monotonic() + timeout
