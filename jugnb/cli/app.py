@@ -29,7 +29,7 @@ from ..notebook.jugfile import write_jugfile
 from ..notebook.project import Project
 from .exitcodes import OK, REFUSED
 
-OWN_COMMANDS = ("export", "workers")
+OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
 STATE_DIR_HELP = (
     "where jugnb keeps its state (jugfile snapshots, worker logs), one subfolder per notebook folder "
     "(default: jugrc's [jugnb] state_dir, else .jugnb beside the notebook)"
@@ -38,6 +38,9 @@ USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
        jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
+       jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
+       jugnb jobs NOTEBOOK.ipynb
+       jugnb cancel NOTEBOOK.ipynb [JOBID...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -48,6 +51,9 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
                 --now terminates them (and releases the locks they held)
   execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
                 may use), each holding a lease in the jugdir; prints what is left unfinished and why
+  submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
+  jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
+  cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
@@ -88,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     if argv[0] == "workers":
         return _workers(argv[1:])
+    if argv[0] in ("submit", "jobs", "cancel"):
+        from .jobs import main as jobs_main
+
+        return jobs_main(argv[0], argv[1:])
     utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []  # the mode _utf8_or_exec chose, kept by jug's run
     command = [sys.executable, *utf8, "-m", "jugnb.cli.jugrun", *argv]
     if from_command_line and argv[0] == "execute":

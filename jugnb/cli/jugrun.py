@@ -39,6 +39,7 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return jug's exit code, or one of :mod:`jugnb.cli.exitcodes`."""
+    jugrc, argv = _pop_jugrc_option(argv)
     jobs = None
     try:
         if argv[:1] == ["execute"]:
@@ -59,7 +60,7 @@ def main(argv: list[str]) -> int:
         return REFUSED
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv, jobs)
+            return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         # An exception raised by the jugfile's import is jug's condition: jug exits 1 for it.
@@ -157,6 +158,14 @@ def _pop_jugnb_options(argv: list[str]) -> tuple[tuple[str | None, str | None], 
     return (known.module, known.state_dir), rest
 
 
+def _pop_jugrc_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove jugnb's ``--jugrc FILE`` (jug's options from FILE instead of the jugrc files it would find)."""
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False, allow_abbrev=False)
+    parser.add_argument("--jugrc", default=None)
+    known, rest = parser.parse_known_args(argv)
+    return known.jugrc, rest
+
+
 def _jugfile_position(argv: list[str]) -> int | None:
     """Index of jug's positional jugfile argument in ``argv`` (jug's own parser tells option values apart)."""
     from jug.options import build_parser
@@ -183,10 +192,14 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> int:
+def run_jug(
+    snapshot: str | None, argv: list[str], jobs: int | None = None, *, jugrc: str | None = None
+) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
 
     ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`).
+    ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
+    jugdir's password there, with mode 0600, out of the command line and the environment).
 
     Returns
     -------
@@ -199,7 +212,12 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None) -> i
 
     dry = argv[:1] in (["execute"], ["cleanup"]) and "--dry-run" in argv
     force = argv[:1] == ["cleanup"] and "--force" in argv
-    options = parse([a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv)
+    argv = [a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv
+    if jugrc is None:
+        options = parse(argv)
+    else:
+        with open(jugrc, encoding="utf-8") as handle:
+            options = parse(argv, optionsfile=handle)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot

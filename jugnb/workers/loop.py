@@ -47,6 +47,7 @@ from typing import Any
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
 from ..session.loader import snapshot_import_error
 from ..session.misuse import construct_checks
 from ..staleness.fingerprint import FingerprintStore
@@ -129,6 +130,7 @@ class Worker:
         )
         self._scan_cost = 0.0
         self.keeper = keeper_for(self)
+        self.budget = _time_budget(self.recorder.records)
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -282,7 +284,7 @@ class Worker:
             self.check_control()
             token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
-            mine = _unfinished(mine, state)
+            mine = self.budget.fitting(_unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine and self.recorder.skip_failed_in_run:
                 state.failed.update(h.encode("ascii") for h in self.recorder.failed_in_run())
                 mine = _unfinished(mine, state)
@@ -376,6 +378,13 @@ class Worker:
         if self.args.jugdir_stdin:
             put_jugdir_on_stdin(self.args.jugdir)
         os.execv(sys.executable, [sys.executable, "-m", "jugnb.workers.loop", *self.args.argv])
+
+
+def _time_budget(records: RecordLog) -> TimeBudget:
+    """Return the budget of tasks that fit before this SLURM job's time limit (all of them outside SLURM)."""
+    deadline = job_deadline()
+    durations = typical_durations(records.latest_by_hash().values()) if deadline is not None else {}
+    return TimeBudget(deadline, durations)
 
 
 def _unfinished(tasks: list[Any], state: Any) -> list[Any]:
