@@ -161,3 +161,21 @@ def test_store_kind_finder_finds_a_branch() -> None:
     tree = ast.parse('if jugdir.startswith(("redis:", "x")) or kind == "dict_store": pass')
     found = [k for node in ast.walk(tree) for k in _kind_literals(node)]
     assert sorted(found) == ["dict_store", "redis:"]
+
+
+def test_everything_but_a_redis_store_works_without_the_redis_package() -> None:
+    # The README installs `.[examples]`, which has no redis: the magics, the CLI and SLURM must load.
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None  # as if it were not installed\n"
+        "import jugnb.magics, jugnb.cli.app, jugnb.cli.jobs, jugnb.launchers.submit, jugnb.widgets.progress\n"
+        "from jugnb.backends import select\n"
+        "from jugnb.errors import StoreError\n"
+        "try:\n"
+        "    select('redis://:pw@localhost:1/0').open()\n"
+        "except StoreError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'jugnb[redis]'" in out.stdout and "pw" not in out.stdout

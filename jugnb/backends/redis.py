@@ -20,8 +20,10 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
+from ..errors import StoreError
 from .base import Backend, FingerprintBlobs, LockOwner, RecordLines
 from .leases import LeaseStore
+from .redis_url import WORKER_RETRY
 
 RECORDS_STREAM = "jugnb:records"
 FINGERPRINTS_HASH = "jugnb:fingerprints"
@@ -35,15 +37,23 @@ class RedisBackend(Backend):
     reuse_open_store: ClassVar[bool] = True  # a connection pool worth keeping
 
     def open(self, *, fatal: bool = False, retry_for: float | None = None) -> Any:
-        """Open jug's ``redis_store`` with jugnb's client (password, database, retries)."""
-        from .redis_store import open_redis_store
+        """Open jug's ``redis_store`` with jugnb's client (password, database, retries).
+
+        Raises
+        ------
+        StoreError
+            Also when the redis package is not installed (with the command that installs it).
+        """
+        try:
+            from .redis_store import open_redis_store
+        except ImportError:
+            msg = "a redis jugdir needs the redis package: pip install 'jugnb[redis]'."
+            raise StoreError(msg) from None
 
         return open_redis_store(self.spec, retry_for=retry_for, fatal=fatal)
 
     def open_for_jug(self, retry_for: float | None = None) -> Any:
         """Open the store in fatal mode for jug's subcommands (jug would drop password and database)."""
-        from .redis_store import WORKER_RETRY
-
         return self.open(fatal=True, retry_for=WORKER_RETRY if retry_for is None else retry_for)
 
     def check_reachable(self) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .redis_url import PASSWORD_VARIABLE
 
 # Greedy up to the last "@" before any "/": a raw "@" in a password (it should be %40) is hidden whole.
 _PASSWORD = re.compile(r"^(?P<scheme>redis(?:s)?:(?://)?)(?P<user>[^:@/]*):(?P<password>[^/]*)@")
@@ -40,7 +41,6 @@ def redact_text(text: str, spec: str) -> str:
     return text
 
 
-PASSWORD_VARIABLE = "JUGNB_REDIS_PASSWORD"
 
 
 def with_env_password(spec: str) -> str:

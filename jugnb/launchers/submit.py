@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends import select
-from ..backends.redis_store import RedisURL
+from ..backends.redis_url import RedisURL
 from ..backends.spec import Jugdir
 from ..errors import JugnbError
 from ..notebook.export import export_notebook

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import functools
 import keyword
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.spec import write_atomically
 from ..errors import CellError, ForeignFileError
 
 MAGIC = "%%jugfile"
@@ -365,25 +363,6 @@ def write_jugfile(path: Path, text: str, *, force: bool = False) -> bool:
 def atomic_write(path: Path, text: str | bytes) -> None:
     """Write ``text`` (UTF-8) or bytes to ``path`` through a temporary file and a rename.
 
-    Readers never see half a file.
+    Readers never see half a file (:func:`jugnb.backends.spec.write_atomically`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    data = text if isinstance(text, bytes) else text.encode("utf-8")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # mkstemp creates the file 0600: give it the mode a plain open() would (0666 less the umask).
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-@functools.cache
-def _umask() -> int:
-    # Reading the umask means setting it, so read it once; the two calls are back to back.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    write_atomically(path, text if isinstance(text, bytes) else text.encode("utf-8"))

@@ -62,24 +62,14 @@ from .env import (
     stat_key,
 )
 from .heartbeat import Heartbeat
+from .idle import CONFIRM_TICKS, progress_possible, rescan_gap, unfinished, wait_for_change
 from .leasekeeper import keeper_for
-from .locks import Holder, holder
+from .locks import Holder
 from .recorder import TaskRecorder
 from .stop import StopClock, release_own_locks
 
 log = logging.getLogger("jugnb.workers.loop")
 
-# Rescans of a waiting worker: at least every MAX_RESCAN_GAP seconds (pick-up within 1 s even when
-# the change token misses a change, e.g. NFS attribute caching), but never using more than
-# 1/RESCAN_COST_RATIO of a core on rescans of big graphs.
-MAX_RESCAN_GAP = 1.0
-RESCAN_COST_RATIO = 50.0
-MAX_RESCAN_WAIT = 30.0
-# Ticks before deciding, a second time, that nothing can move any more.
-CONFIRM_TICKS = 3
-# A change token read this close to the change it reflects may share its timestamp with a change that
-# follows (filesystem timestamps are coarse): rescan once more after the next tick.
-_FRESH_NS = 20_000_000
 EXIT_DRAINED = 0
 EXIT_FAILED = 1
 EXIT_TERMINATED = 128 + signal.SIGTERM  # the SystemExit that jugnb.workers.env.install_signals raises
@@ -284,21 +274,21 @@ class Worker:
             self.check_control()
             token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
-            mine = self.budget.fitting(_unfinished(mine, state))  # none that SLURM's time limit would cut off
+            mine = self.budget.fitting(unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine and self.recorder.skip_failed_in_run:
                 state.failed.update(h.encode("ascii") for h in self.recorder.failed_in_run())
-                mine = _unfinished(mine, state)
+                mine = unfinished(mine, state)
             if mine:
                 self.heartbeat.beat("idle")
                 failures = execution_loop(list(mine), options, state) or failures
                 if self._nr_done() != before:
                     stuck_once, quiet_since = False, time.monotonic()
                     continue
-                mine = _unfinished(mine, state)
-            waiting_on = mine or (_unfinished(imported, state) if barrier else [])
+                mine = unfinished(mine, state)
+            waiting_on = mine or (unfinished(imported, state) if barrier else [])
             if not waiting_on:
                 return (not barrier or all(t.can_load() for t in imported)), failures
-            verdict = self._progress_possible(waiting_on, mine, barrier, state)
+            verdict = progress_possible(waiting_on, mine, barrier, state, self.args.jugdir)
             if not first:  # the first pass also hashes every task: not what a rescan costs
                 self._scan_cost = time.perf_counter() - started
             first = False
@@ -309,63 +299,20 @@ class Worker:
                 return False, failures
             # When nothing seems to move, confirm soon: a worker may have been between two tasks.
             stuck_once = verdict is Holder.DEAD
-            gap = CONFIRM_TICKS * self.args.poll_interval if stuck_once else self._rescan_gap()
-            if self._wait_for_change(token, gap):
+            gap = CONFIRM_TICKS * self.args.poll_interval if stuck_once else rescan_gap(self._scan_cost)
+            self.heartbeat.beat("waiting")
+            if wait_for_change(self._token, token, gap, self.args.poll_interval, self.check_control):
                 quiet_since = time.monotonic()
-
-    def _rescan_gap(self) -> float:
-        """Seconds until a waiting worker rescans even though no change was seen."""
-        return min(MAX_RESCAN_WAIT, max(MAX_RESCAN_GAP, RESCAN_COST_RATIO * self._scan_cost))
 
     def _announce_change(self, _task: Any) -> None:
         """Wake waiting workers where the store does not signal changes by itself."""
         self.backend.notify_change(self.store)
 
+    def _token(self) -> tuple[int, ...]:
+        return self.backend.change_token(self.store)
+
     def _nr_done(self) -> int:
         return self.recorder.nr_executed + self.recorder.nr_failed
-
-    def _progress_possible(self, waiting: list[Any], mine: list[Any], barrier: bool, state: Any) -> Holder:
-        """Whether what ``waiting`` needs may still be computed.
-
-        Returns
-        -------
-        Holder
-            ``LIVE``: a live process of this host runs one of those tasks, or this worker can run one
-            (its lock was just released). ``UNKNOWN``: only processes that cannot be checked (other
-            hosts, redis, other workers' tasks outside ``--name``) might. ``DEAD``: nobody will.
-        """
-        ours = {id(t) for t in mine}
-        verdict = Holder.DEAD
-        for t in waiting if barrier else _with_unfinished_dependencies(waiting):
-            held = holder(t, self.args.jugdir)
-            if held is Holder.LIVE:
-                return Holder.LIVE
-            if held is Holder.FREE and t.hash() not in state.failed and t.can_run():
-                if id(t) in ours:
-                    return Holder.LIVE
-                verdict = Holder.UNKNOWN
-            elif held is Holder.UNKNOWN:
-                verdict = Holder.UNKNOWN
-        return verdict
-
-    def _wait_for_change(self, token: tuple[int, ...], gap: float) -> bool:
-        """Sleep in ticks until the store changes or ``gap`` seconds pass; return whether it changed.
-
-        Raises
-        ------
-        Stop, Reload
-            From :meth:`check_control`, checked every tick.
-        """
-        self.heartbeat.beat("waiting")
-        deadline = time.monotonic() + gap
-        fresh = token[0] > time.time_ns() - _FRESH_NS
-        while True:
-            time.sleep(self.args.poll_interval)
-            self.check_control()
-            if fresh or self.backend.change_token(self.store) != token:
-                return True
-            if time.monotonic() >= deadline:
-                return False
 
     def _exec_again(self) -> None:
         """Replace this process by a fresh worker on the new snapshot (same pid, log and heartbeat)."""
@@ -385,24 +332,6 @@ def _time_budget(records: RecordLog) -> TimeBudget:
     deadline = job_deadline()
     durations = typical_durations(records.latest_by_hash().values()) if deadline is not None else {}
     return TimeBudget(deadline, durations)
-
-
-def _unfinished(tasks: list[Any], state: Any) -> list[Any]:
-    """Tasks without a result that this process has not given up on (``state.failed``)."""
-    return [t for t in tasks if t.hash() not in state.failed and not t.can_load()]
-
-
-def _with_unfinished_dependencies(tasks: list[Any]) -> list[Any]:
-    """``tasks`` and, transitively, their dependencies that have no result yet."""
-    seen = {id(t) for t in tasks}
-    out, stack = list(tasks), list(tasks)
-    while stack:
-        for dep in stack.pop().dependencies():
-            if id(dep) not in seen and not dep.can_load():
-                seen.add(id(dep))
-                out.append(dep)
-                stack.append(dep)
-    return out
 
 
 def fingerprint_store(jugdir: str, store: Any = None) -> FingerprintStore | None:
