@@ -38,6 +38,7 @@ USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
        jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
+       jugnb status NOTEBOOK.ipynb [--jug-states] [--short] [jug status options...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -48,6 +49,8 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
                 --now terminates them (and releases the locks they held)
   execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
                 may use), each holding a lease in the jugdir; prints what is left unfinished and why
+  status        the status table, with failed tasks (from jugnb's task records) and tasks of lost
+                workers in their own states, and notes on them; --jug-states prints jug's exact table
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
