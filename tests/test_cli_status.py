@@ -52,58 +52,65 @@ def graph(project: Path, jug_environ: dict[str, str]) -> Iterator[Path]:
     yield project
 
 
+JUG_HEADER = ["Failed", "Waiting", "Ready", "Complete", "Active", "Task", "name"]
+
+
 def _locks(project: Path) -> list[Path]:
     return [p for p in (project / "graph.jugdata" / "locks").glob("*.lock") if p.read_text().strip()]
 
 
+def _held(project: Path, jugdir: list[str]) -> list[Any]:
+    """The task locks held in the file store of ``project``, or in the redis database of ``jugdir``."""
+    if not jugdir:
+        return _locks(project)
+    import redis
+
+    with redis.Redis.from_url(jugdir[1]) as client:
+        return list(client.keys("lock:*"))
+
+
+@pytest.mark.parametrize("store", ["file", "redis"])
 def test_a_killed_worker_s_lock_is_lost_with_the_fix_not_active(
-    graph: Path, run: Run, jug_environ: dict[str, str]
+    graph: Path, run: Run, jug_environ: dict[str, str], store: str, request: pytest.FixtureRequest
 ) -> None:
+    jugdir = ["--jugdir", request.getfixturevalue("redis_db")] if store == "redis" else []
     env = {**jug_environ, "S14_SLEEP": "120"}
-    command = [str(BIN / "jugnb"), "execute", "graph.ipynb", "-j", "1", "--will-cite"]
+    command = [str(BIN / "jugnb"), "execute", "graph.ipynb", "-j", "1", "--will-cite", *jugdir]
     with open(graph / "execute.log", "wb") as log:
         execute = subprocess.Popen(
             command, cwd=graph, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        wait_until(lambda: _locks(graph), TIMEOUT, "the worker to lock a task")
-        live = run("jugnb", "status", "graph.ipynb", cwd=graph)
+        wait_until(lambda: _held(graph, jugdir), TIMEOUT, "the worker to lock a task")
+        live = run("jugnb", "status", "graph.ipynb", *jugdir, cwd=graph)
     finally:
         os.killpg(execute.pid, signal.SIGKILL)  # the execute process and its worker: a host gone at once
         execute.wait(timeout=TIMEOUT)
     assert live.returncode == 1
-    assert live.stdout.splitlines()[0].split() == [
-        "Failed",
-        "Waiting",
-        "Ready",
-        "Complete",
-        "Active",
-        "Task",
-        "name",
-    ]
+    assert live.stdout.splitlines()[0].split() == JUG_HEADER
     assert "lost" not in live.stdout.lower(), live.stdout
-    lost_lease = lambda: "lost" in run("jugnb", "workers", "graph.ipynb", cwd=graph).stdout  # noqa: E731
-    wait_until(lost_lease, TIMEOUT, "the killed worker's lease to expire")
-    status = run("jugnb", "status", "graph.ipynb", cwd=graph)
+    workers = lambda: run("jugnb", "workers", "graph.ipynb", *jugdir, cwd=graph).stdout  # noqa: E731
+    wait_until(lambda: "lost" in workers(), TIMEOUT, "the killed worker's lease to expire")
+    status = run("jugnb", "status", "graph.ipynb", *jugdir, cwd=graph)
     assert status.returncode == 1, status.stderr
     lines = status.stdout.splitlines()
     assert lines[0].split()[:6] == ["Failed", "Waiting", "Ready", "Complete", "Active", "Lost"], status.stdout
     work = next(line for line in lines if line.endswith("graph.work") or "graph.work " in line)
     assert [int(n) for n in work.split()[:6]] == [0, 0, 2, 0, 0, 1], status.stdout
-    assert "1 tasks are lost: locked by workers that are gone (not running):" in status.stdout
+    assert "1 task is lost: locked by jugnb workers that are gone (nothing runs them):" in status.stdout
     assert "`jugnb cleanup graph.ipynb --locks-only`" in status.stdout
     assert "releases it within a second" in status.stdout
-    short = run("jugnb", "status", "graph.ipynb", "--short", cwd=graph)
+    short = run("jugnb", "status", "graph.ipynb", "--short", *jugdir, cwd=graph)
     assert short.stdout.startswith("3 tasks waiting to be run, 0 failed, 0 complete, (none active, 1 lost).")
     # jug's own table counts the lock as active, exactly as `jug status` prints it.
-    jugs = run("jugnb", "status", "graph.ipynb", "--jug-states", cwd=graph)
+    jugs = run("jugnb", "status", "graph.ipynb", "--jug-states", *jugdir, cwd=graph)
     assert run("jugnb", "export", "graph.ipynb", cwd=graph).returncode == 0
-    plain = run("jug", "status", "graph.py", "--will-cite", cwd=graph)
+    plain = run("jug", "status", "graph.py", "--will-cite", *jugdir, cwd=graph)
     assert jugs.returncode == plain.returncode == 1
     assert jugs.stdout.startswith(plain.stdout), (jugs.stdout, plain.stdout)
     assert "Lost" not in plain.stdout
     # The lock is still there: status only reads.
-    assert _locks(graph)
+    assert _held(graph, jugdir)
 
 
 def test_failed_tasks_show_as_failed_grouped_and_jug_states_shows_jugs_table(
@@ -117,7 +124,7 @@ def test_failed_tasks_show_as_failed_grouped_and_jug_states_shows_jugs_table(
     assert main(["status", "graph.ipynb"]) == 1
     out = capfd.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["Failed", "Waiting", "Ready", "Complete", "Active", "Task", "name"]
+    assert lines[0].split() == JUG_HEADER
     work = next(line for line in lines if "graph.work" in line)
     assert [int(n) for n in work.split()[:5]] == [1, 0, 0, 2, 0], out
     assert "1 task is failed: the last run raised." in out
@@ -177,9 +184,16 @@ def test_jug_status_magic_shows_a_lost_worker_s_lock_as_lost(
     shown = ip.run_line_magic("jug", "status")
     work = next(line for line in shown.text.splitlines() if "graph.work" in line)
     assert [int(n) for n in work.split()[:6]] == [0, 0, 2, 0, 0, 1], shown.text
-    assert "1 tasks are lost: locked by workers that are gone (not running):" in shown.text
+    assert "1 task is lost: locked by jugnb workers that are gone (nothing runs them):" in shown.text
     assert "--locks-only" in shown.text
     assert "<th>Lost</th>" in shown._repr_html_()
     jugs = ip.run_line_magic("jug", "status --jug-states").text
     assert "Lost" not in jugs.splitlines()[0]
     assert _locks(project)  # status only reads: the lock stays until a worker or cleanup releases it
+
+
+def test_status_help_names_jugnb_s_option(jug_env: dict[str, str], capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--help"]) == 0
+    out = capfd.readouterr().out
+    assert "--short" in out and "--cache" in out  # jug's own options
+    assert "--jug-states          jug's exact table" in out

@@ -30,6 +30,10 @@ from ..notebook.project import Project
 from .exitcodes import OK, REFUSED
 
 OWN_COMMANDS = ("export", "workers")
+JUG_STATES_HELP = (
+    "--jug-states          jug's exact table: a failed task counts as ready, a lost worker's task as active "
+    "(by default jugnb counts them as failed and lost, as %jug status does)"
+)
 STATE_DIR_HELP = (
     "where jugnb keeps its state (jugfile snapshots, worker logs), one subfolder per notebook folder "
     "(default: jugrc's [jugnb] state_dir, else .jugnb beside the notebook)"
@@ -98,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
         sys.stdout.flush()
         os.execv(sys.executable, command)
-    return run_child(command)
+    code = run_child(command)
+    if argv[0] == "status" and code == OK and {"-h", "--help"} & set(argv):
+        print(f"\njugnb's own status option:\n  {JUG_STATES_HELP}")
+    return code
 
 
 def _utf8_or_exec() -> None:

@@ -215,7 +215,8 @@ def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5)
             plain.append(f"  {name}: {owners.describe(key)}")
     lines = []
     if lost:
-        lines.append(f"{len(lost)} tasks are lost: locked by workers that are gone (not running):")
+        which = "1 task is" if len(lost) == 1 else f"{len(lost)} tasks are"
+        lines.append(f"{which} lost: locked by jugnb workers that are gone (nothing runs them):")
         lines += lost[:most] + ([f"  ... and {len(lost) - most} more"] if len(lost) > most else [])
     if plain:
         lines.append(f"{len(plain)} active tasks are locked by processes without a lease (plain jug):")
