@@ -360,3 +360,39 @@ def process_exists(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real one-node SLURM (munged, slurmctld, slurmd on localhost) for this session.
+
+    Skipped where SLURM cannot start, except on CI (``CI`` set), where that is a failure.
+    """
+    from slurmutil import OneNodeSlurm, SlurmUnavailable
+
+    cluster = OneNodeSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except SlurmUnavailable as err:
+        if os.environ.get("CI"):
+            pytest.fail(f"SLURM did not start; CI must install {' '.join(cluster_packages())}: {err}")
+        pytest.skip(f"SLURM did not start: {err}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def cluster_packages() -> tuple[str, ...]:
+    """Debian packages of the one-node SLURM."""
+    from slurmutil import PACKAGES
+
+    return PACKAGES
+
+
+@pytest.fixture
+def slurm(slurm_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The session's SLURM, with ``SLURM_CONF`` set in this process for the test (and its children)."""
+    for key, value in slurm_cluster.env.items():
+        monkeypatch.setenv(key, value)
+    return slurm_cluster

@@ -221,7 +221,7 @@ def test_jugnb_commands_exist(document: str) -> None:
                 known = (
                     option_strings(jug_parsers[name])
                     | {"--module", "--state-dir"}
-                    | ({"--dry-run", "-j", "--jobs"} if name == "execute" else set())
+                    | ({"--dry-run", "--jugrc", "-j", "--jobs"} if name == "execute" else set())
                     | ({JUG_STATES} if name == "status" else set())
                 )
             else:

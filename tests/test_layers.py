@@ -31,6 +31,9 @@ CORE = [
     "jugnb.workers.loop",
     "jugnb.workers.pool",
     "jugnb.staleness.classify",
+    "jugnb.cli.jobs",
+    "jugnb.launchers.submit",
+    "jugnb.launchers.jobs",
 ]
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jugnb"

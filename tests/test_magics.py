@@ -205,7 +205,7 @@ def test_config_precedence(ip: InteractiveShell, project: Path) -> None:
 
 def test_unknown_subcommand_and_bad_option_are_usage_errors(ip: InteractiveShell) -> None:
     result, out = cell(ip, "%jug frobnicate")
-    assert not result.success and "Known: browse, check, cleanup" in out
+    assert not result.success and "Known: browse, cancel, check, cleanup" in out
     cell(ip, "%%jugfile\n" + DOUBLE, cell_id="c1")
     result, out = cell(ip, "%jug invalidate")
     assert (

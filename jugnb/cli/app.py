@@ -29,7 +29,7 @@ from ..notebook.jugfile import write_jugfile
 from ..notebook.project import Project
 from .exitcodes import OK, REFUSED
 
-OWN_COMMANDS = ("export", "workers")
+OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
 JUG_STATES_HELP = (
     "--jug-states          jug's exact table: a failed task counts as ready, a lost worker's task as active "
     "(by default jugnb counts them as failed and lost, as %jug status does)"
@@ -43,6 +43,9 @@ usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
        jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
        jugnb status NOTEBOOK.ipynb [--jug-states] [--short] [jug status options...]
+       jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
+       jugnb jobs NOTEBOOK.ipynb
+       jugnb cancel NOTEBOOK.ipynb [JOBID...]
        jugnb SUBCOMMAND NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [jug options...]
        jugnb SUBCOMMAND JUGFILE.py [jug options...]
 
@@ -55,6 +58,9 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
                 may use), each holding a lease in the jugdir; prints what is left unfinished and why
   status        the status table, with failed tasks (from jugnb's task records) and tasks of lost
                 workers in their own states, and notes on them; --jug-states prints jug's exact table
+  submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
+  jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
+  cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)
   SUBCOMMAND    any jug subcommand (execute, status, check, sleep-until, invalidate, cleanup, shell,
                 graph, count, webstatus, pack, ...) on the notebook's jugfile, with jug's own options;
                 `jugnb SUBCOMMAND --help` lists them. --module picks the module name (default: the
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     if argv[0] == "workers":
         return _workers(argv[1:])
+    if argv[0] in ("submit", "jobs", "cancel"):
+        from .jobs import main as jobs_main
+
+        return jobs_main(argv[0], argv[1:])
     utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []  # the mode _utf8_or_exec chose, kept by jug's run
     command = [sys.executable, *utf8, "-m", "jugnb.cli.jugrun", *argv]
     if from_command_line and argv[0] == "execute":

@@ -40,6 +40,7 @@ RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 def main(argv: list[str]) -> int:
     """Run ``argv`` (``[SUBCOMMAND, ...]``); return jug's exit code, or one of :mod:`jugnb.cli.exitcodes`."""
+    jugrc, argv = _pop_jugrc_option(argv)
     jobs = None
     try:
         if argv[:1] == ["execute"]:
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> int:
         return REFUSED
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv, jobs, shown=shown)
+            return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc, shown=shown)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         # An exception raised by the jugfile's import is jug's condition: jug exits 1 for it.
@@ -105,6 +106,9 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     # jug runs in its folder (jug.init puts the working directory first; this folder comes next).
     if str(project.folder) not in sys.path:
         sys.path.insert(0, str(project.folder))
+        # `jugnb execute`'s workers import the jugfile in processes of their own: the same folder for them.
+        inherited = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(project.folder), *([inherited] if inherited else [])])
     exported = notebook.with_name(f"{project.module}.py")
     return str(snapshot), [*argv[:position], str(exported), *argv[position + 1 :]], jugfile
 
@@ -156,6 +160,14 @@ def _pop_jugnb_options(argv: list[str]) -> tuple[tuple[str | None, str | None], 
     return (known.module, known.state_dir), rest
 
 
+def _pop_jugrc_option(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Remove jugnb's ``--jugrc FILE`` (jug's options from FILE instead of the jugrc files it would find)."""
+    parser = argparse.ArgumentParser(prog="jugnb", add_help=False, allow_abbrev=False)
+    parser.add_argument("--jugrc", default=None)
+    known, rest = parser.parse_known_args(argv)
+    return known.jugrc, rest
+
+
 def _jugfile_position(argv: list[str]) -> int | None:
     """Index of jug's positional jugfile argument in ``argv`` (jug's own parser tells option values apart)."""
     from jug.options import build_parser
@@ -182,12 +194,21 @@ def _jugfile_position(argv: list[str]) -> int | None:
     return None
 
 
-def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None, shown: str | None = None) -> int:
+def run_jug(
+    snapshot: str | None,
+    argv: list[str],
+    jobs: int | None = None,
+    *,
+    jugrc: str | None = None,
+    shown: str | None = None,
+) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
 
     ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`);
     ``status`` prints jugnb's table (:mod:`jugnb.cli.status`) unless ``--jug-states`` asks for jug's.
-    ``shown`` names the notebook (or jugfile) as the user gave it, in the commands that notes suggest.
+    ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
+    jugdir's password there, with mode 0600, out of the command line and the environment). ``shown`` names
+    the notebook (or jugfile) as the user gave it, in the commands that notes suggest.
 
     Returns
     -------
@@ -204,7 +225,12 @@ def run_jug(snapshot: str | None, argv: list[str], jobs: int | None = None, show
     drop = {"--dry-run"} if dry else set()
     drop |= {"--force"} if force else set()
     drop |= {JUG_STATES} if jug_states else set()
-    options = parse([a for a in argv if a not in drop] if drop else argv)
+    argv = [a for a in argv if a not in drop] if drop else argv
+    if jugrc is None:
+        options = parse(argv)
+    else:
+        with open(jugrc, encoding="utf-8") as handle:
+            options = parse(argv, optionsfile=handle)
     exported = options.jugfile
     if snapshot is not None:
         options.jugfile = snapshot

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from ..backends.leases import LeaseStore, configured_timing
 from ..backends.spec import child_environment, with_env_password
 from ..errors import JugnbError
 from ..workers.env import EXIT_STORE_LOST
+from ..workers.launch import worker_command
 from ..workers.lockowners import LockOwners
 from ..workers.loop import EXIT_IMPORT_FAILED
 
@@ -122,15 +122,14 @@ class CliWorkers:
         interval, timeout = configured_timing()
         for index in range(n):
             worker = f"{self.prefix}.{index}"
-            command = [
-                sys.executable, "-m", "jugnb.workers.loop", f"--state-dir={self.folder}",
-                f"--module={self.module}", f"--worker-id={worker}",
+            options = [
+                f"--state-dir={self.folder}", f"--module={self.module}", f"--worker-id={worker}",
                 f"--heartbeat={self.folder / (worker + '.hb')}", f"--idle-timeout={self.idle_timeout}",
                 f"--lease-interval={interval}", f"--lease-timeout={timeout}",
                 f"--store-retry={float(os.environ.get('JUGNB_STORE_RETRY') or 60.0)}",
                 f"--parent-pid={os.getpid()}", f"--summary-file={self.folder / (worker + '.summary')}",
-                "--jugdir-stdin", "--", *self.options,
             ]  # fmt: skip
+            command = worker_command(options, self.options)
             env = child_environment(PYTHONUNBUFFERED="1")
             proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
             if proc.stdin is not None:

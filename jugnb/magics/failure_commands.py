@@ -116,13 +116,29 @@ def _group_text(magics: Any, number: int, group: FailureGroup, full: bool, trace
     return text
 
 
+def crashed_records(magics: Any, snapshot: StatusSnapshot | None = None) -> list[TaskRecord]:
+    """Latest records of tasks without a result whose batch job ended under them (``"crashed"``)."""
+    graph = magics.graph
+    snapshot = snapshot if snapshot is not None else status_snapshot(magics, graph)
+    latest = latest_records(magics, graph)
+    hashes = {t.hash().decode("ascii") for t in graph.tasks}
+    crashed = [latest[h] for h in hashes if h in latest and latest[h].status == "crashed"]
+    return sorted((r for r in crashed if snapshot.state_of(r.hash) != "complete"), key=lambda r: r.start)
+
+
 def print_failures(
     magics: Any, snapshot: StatusSnapshot | None = None, *, tracebacks: bool = True, full: bool = False
 ) -> None:
-    """Print the failed tasks not shown yet in this cell, grouped, with one traceback per group."""
+    """Print the failed tasks not shown yet in this cell, grouped, with one traceback per group.
+
+    Tasks whose batch job ended under them (crashed, not failed: they run again as they are) get one line
+    each, with the reason.
+    """
     text = failure_report(magics, failed_records(magics, snapshot), full=full, tracebacks=tracebacks)
     if text:
         print(text, end="")
+    for record in crashed_records(magics, snapshot):
+        print(f"Task {record.label or record.name} ({record.hash[:12]}) crashed: {record.exc_message}")
 
 
 class FailuresCommand(Command):

@@ -38,6 +38,7 @@ from ..session.reproduce import ReproducibilityCheck
 from . import (  # noqa: F401 - they register their subcommands
     commands,
     failure_commands,
+    job_commands,
     stale_commands,
     status_command,
     worker_commands,
@@ -266,6 +267,9 @@ class JugMagics(Magics):
         )
         self.shell.configurables.append(panel.poller)
         self.panel = panel
+        from .job_commands import add_jobs_section
+
+        add_jobs_section(self, panel)
         panel.display()
 
     def task_browser(self) -> Any:

@@ -49,6 +49,7 @@ _WILL_RUN = {
     "new": "{task} will run: it was never computed.",
     "invalidated": "{task} will run: it was computed {ago}, but its result is gone (invalidated or cleaned).",
     "failed": "{task} will run again: its last run failed ({error}).",
+    "crashed": "{task} will run again: its last run did not fail but crashed with its batch job ({error}).",
 }
 _KEPT = {
     "fresh": "{task} will not run: its result is complete and its code is unchanged since it was computed.",

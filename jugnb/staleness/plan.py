@@ -166,9 +166,14 @@ def _median_durations(records: Iterable[TaskRecord]) -> dict[str, float]:
 
 
 def run_reason(record: TaskRecord | None) -> str:
-    """Why a task without a result would run: ``"new"``, ``"invalidated"`` or ``"failed"`` (its last run)."""
+    """Why a task without a result would run: ``"new"``, ``"invalidated"``, ``"failed"`` or ``"crashed"``.
+
+    ``"crashed"``: its last run ended with its worker's batch job (time limit, memory, node, cancel).
+    """
     if record is None:
         return "new"
+    if record.status == "crashed":
+        return "crashed"
     return "invalidated" if record.status == "ok" else "failed"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -26,8 +27,9 @@ from ..backends import RecordLines, select
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "failed", "interrupted", "killed", "retry")
-#: Statuses of a run that raised or crashed: the task counts as failed until it runs again.
+STATUSES = ("ok", "failed", "interrupted", "killed", "retry", "crashed")
+#: Statuses of a run that raised or died: the task counts as failed until it runs again. A task whose batch
+#: job ended under it ("crashed") is not failed: it did not raise, and it runs again as it is.
 FAILURES = frozenset({"failed", "killed"})
 
 
@@ -43,8 +45,10 @@ class TaskRecord:
         Task hash (40 hex digits).
     status : str
         ``"ok"``, ``"failed"`` (the task raised), ``"interrupted"`` (the worker was stopped or drained
-        mid-task: not a failure), ``"killed"`` (the worker died mid-task; written by the pool that noticed)
-        or ``"retry"`` (the user asked to run a failed task again; written by the kernel).
+        mid-task: not a failure), ``"killed"`` (the worker died mid-task; written by the pool that noticed),
+        ``"retry"`` (the user asked to run a failed task again; written by the kernel) or ``"crashed"`` (its
+        batch job ended mid-task: ``exc_type`` is the job state, e.g. ``TIMEOUT``; see
+        :mod:`jugnb.launchers.crashes`).
     start : float
         When the task started (seconds since the epoch).
     end : float or None
@@ -71,6 +75,8 @@ class TaskRecord:
         Path of the jugfile snapshot the worker ran (content-addressed: it names the code version).
     fingerprint : str or None
         Fingerprint of the task function's code (filled in by code-change tracking; ``None`` if unknown).
+    job : str or None
+        The SLURM job of the worker: ``<array job>_<array task>``, or the job id; ``None`` outside SLURM.
     """
 
     name: str
@@ -90,6 +96,7 @@ class TaskRecord:
     fingerprint: str | None = None
     frames: list[list[Any]] | None = None
     label: str | None = None
+    job: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -114,6 +121,15 @@ class TaskRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TaskRecord))
+
+
+def slurm_job_label(environ: dict[str, str] | os._Environ[str] | None = None) -> str | None:
+    """Return this process's SLURM job as records name it (``1234_3`` in an array, else ``1234``)."""
+    env = os.environ if environ is None else environ
+    array, index = env.get("SLURM_ARRAY_JOB_ID"), env.get("SLURM_ARRAY_TASK_ID")
+    if array and index:
+        return f"{array}_{index}"
+    return env.get("SLURM_JOB_ID") or None
 
 
 class RecordLog:

@@ -376,6 +376,9 @@ class TaskBrowser(widgets.VBox):
         self._task()
         record = self._latest().get(self._entry().hash)
         self.output.outputs = ()  # not clear_output(): that enters `with output:`
+        if record is not None and record.status == "crashed":  # its batch job ended: no traceback
+            self._say(f"crashed on {record.host}: {record.exc_message}")
+            return
         if record is None or not record.failed:
             self._say("No failure recorded for this task.")
             return

@@ -17,7 +17,7 @@ from .viewmodel import EventRow
 
 __all__ = ["EventList"]
 
-_KIND_MARK = {"failed": "✗", "killed": "✗", "died": "☠", "lost": "☠", "error": "⚠"}
+_KIND_MARK = {"failed": "✗", "killed": "✗", "crashed": "☠", "died": "☠", "lost": "☠", "error": "⚠"}
 
 
 def event_title(event: EventRow) -> str:

@@ -122,7 +122,7 @@ class ProgressModel:
                 key = (record.worker, record.host, record.pid)
                 self._others[key] = (record.end or record.start, record.name)
             when = record.end or record.start
-            if record.status in ("failed", "killed") and when >= self.since:
+            if record.status in ("failed", "killed", "crashed") and when >= self.since:
                 self._events.append(_failure_event(record))
 
     def add_pool_events(self, events: Iterable[Any]) -> None:
@@ -277,6 +277,10 @@ class ProgressModel:
 
 
 def _failure_event(record: Any) -> EventRow:
+    if record.status == "crashed":
+        return EventRow(
+            record.end or record.start, "crashed", f"{record.name} crashed", record.exc_message or ""
+        )
     if record.status == "killed":
         title = f"{record.name} was killed with worker {record.worker} (pid {record.pid}, {record.host})"
         return EventRow(record.end or record.start, "killed", title, record.exc_message or "")

@@ -108,9 +108,9 @@ class EventRow:
     time : float
         Seconds since the epoch.
     kind : str
-        ``"failed"``, ``"killed"``, ``"died"``, ``"lost"`` (a worker whose lease expired), ``"exited"``,
-        ``"lock-released"``, ``"replaced"``,
-        ``"reloaded"``, ``"barrier"`` or ``"error"``.
+        ``"failed"``, ``"killed"``, ``"crashed"`` (its batch job ended under it), ``"died"``, ``"lost"`` (a
+        worker whose lease expired), ``"exited"``, ``"lock-released"``, ``"replaced"``, ``"reloaded"``,
+        ``"barrier"`` or ``"error"``.
     title : str
         One line.
     detail : str

@@ -44,8 +44,14 @@ def claim_worker_id(folder: Path, pool_id: str, first_index: int) -> tuple[str, 
 
 
 def worker_command(options: Sequence[str], execute_args: Sequence[str]) -> list[str]:
-    """Return the command line of a worker: jugnb's worker options, ``--``, then jug execute's."""
-    return [sys.executable, "-m", "jugnb.workers.loop", *options, "--jugdir-stdin", "--", *execute_args]
+    """Return the command line of a worker: jugnb's worker options, ``--``, then jug execute's.
+
+    A parent in Python's UTF-8 mode (``jugnb`` under a C locale) passes the mode on, so that the worker
+    decodes file names as its parent did.
+    """
+    utf8 = ["-X", "utf8"] if sys.flags.utf8_mode else []
+    worker = [sys.executable, *utf8, "-m", "jugnb.workers.loop"]
+    return [*worker, *options, "--jugdir-stdin", "--", *execute_args]
 
 
 def launch_worker(command: Sequence[str], *, cwd: str, log: Path, jugdir: str) -> subprocess.Popen[bytes]:

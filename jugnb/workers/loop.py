@@ -47,7 +47,9 @@ from typing import Any
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugfileImportError, JugnbError, StoreUnreachable
+from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
 from ..session.loader import snapshot_import_error
+from ..session.misuse import construct_checks
 from ..staleness.fingerprint import FingerprintStore
 from ..status.records import RecordLog
 from .env import (
@@ -128,6 +130,7 @@ class Worker:
         )
         self._scan_cost = 0.0
         self.keeper = keeper_for(self)
+        self.budget = _time_budget(self.recorder.records)
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -234,9 +237,10 @@ class Worker:
         while True:
             del task.alltasks[:]
             try:
-                self.store, jugspace = jug.jug.init(
-                    options.jugfile, options.jugdir, on_error="propagate", store=self.store
-                )
+                with construct_checks():  # a misused construct is refused at its cell, before any task runs
+                    self.store, jugspace = jug.jug.init(
+                        options.jugfile, options.jugdir, on_error="propagate", store=self.store
+                    )
             except Exception as err:
                 # Named by cell and line, as in the kernel: the snapshot's traceback means nothing to users.
                 raise snapshot_import_error(err, options.jugfile) from None
@@ -280,7 +284,7 @@ class Worker:
             self.check_control()
             token = self.backend.change_token(self.store)
             started, before = time.perf_counter(), self._nr_done()
-            mine = _unfinished(mine, state)
+            mine = self.budget.fitting(_unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine and self.recorder.skip_failed_in_run:
                 state.failed.update(h.encode("ascii") for h in self.recorder.failed_in_run())
                 mine = _unfinished(mine, state)
@@ -374,6 +378,13 @@ class Worker:
         if self.args.jugdir_stdin:
             put_jugdir_on_stdin(self.args.jugdir)
         os.execv(sys.executable, [sys.executable, "-m", "jugnb.workers.loop", *self.args.argv])
+
+
+def _time_budget(records: RecordLog) -> TimeBudget:
+    """Return the budget of tasks that fit before this SLURM job's time limit (all of them outside SLURM)."""
+    deadline = job_deadline()
+    durations = typical_durations(records.latest_by_hash().values()) if deadline is not None else {}
+    return TimeBudget(deadline, durations)
 
 
 def _unfinished(tasks: list[Any], state: Any) -> list[Any]:

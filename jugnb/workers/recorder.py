@@ -36,7 +36,7 @@ from typing import Any
 from ..session.tasks import task_hex
 from ..staleness.fingerprint import FingerprintStore, TaskFingerprinter
 from ..status.labels import task_label
-from ..status.records import RecordLog, TaskRecord
+from ..status.records import RecordLog, TaskRecord, slurm_job_label
 from ..status.tracebacks import extract_frames
 from .heartbeat import Heartbeat
 
@@ -92,6 +92,7 @@ class TaskRecorder:
         self.jugfile = jugfile
         self.host = socket.gethostname()
         self.pid = os.getpid()
+        self.job = slurm_job_label()  # so that a crash of the job can be traced to the task it cut off
         # defaultdicts: jug's print_task_summary_table indexes every group by every name
         self.executed: defaultdict[str, int] = defaultdict(int)
         self.loaded: defaultdict[str, int] = defaultdict(int)
@@ -218,6 +219,7 @@ class TaskRecorder:
             host=self.host,
             pid=self.pid,
             jugfile=self.jugfile,
+            job=self.job,
             **details,
         )
         self.records.append(record)
