@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from conftest import BIN, TIMEOUT, wait_until, write_notebook
 
 from jugnb.cli.app import main
+from jugnb.status.records import RecordLog, TaskRecord
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -111,6 +113,21 @@ def test_a_killed_worker_s_lock_is_lost_with_the_fix_not_active(
     assert "Lost" not in plain.stdout
     # The lock is still there: status only reads.
     assert _held(graph, jugdir)
+    # A task whose batch job ended under it gets its line, as in %jug status (the record as
+    # jugnb.launchers.crashes writes it when SLURM says the job timed out).
+    spec = jugdir[1] if jugdir else str(graph / "graph.jugdata")
+    log = RecordLog.for_jugdir(spec)
+    (held,) = _held(graph, jugdir)
+    task_hash = held.decode().removeprefix("lock:") if jugdir else held.stem
+    reason = "SLURM job 7_0 on hostX reached its time limit"
+    now = time.time()
+    log.append(
+        TaskRecord("graph.work", task_hash, "crashed", now - 5, now, 5.0, "job.0", "hostX", 7,
+                   exc_type="TIMEOUT", exc_message=reason)
+    )  # fmt: skip
+    log.close()
+    crashed = run("jugnb", "status", "graph.ipynb", *jugdir, cwd=graph)
+    assert f"Task graph.work ({task_hash[:12]}) crashed: {reason}" in crashed.stdout, crashed.stdout
 
 
 def test_failed_tasks_show_as_failed_grouped_and_jug_states_shows_jugs_table(

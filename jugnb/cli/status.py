@@ -79,6 +79,7 @@ def run_status(store: Any, tasks: list[Any], jugdir: str, short: bool, notebook:
     notes = []
     if records is not None:
         notes.append(failure_lines(failed_records(snapshot, records), notebook))
+        notes.append(crash_lines(snapshot, records))
     if (snapshot.total.active or snapshot.total.lost) and select(jugdir).supports_workers:
         from ..workers.lockowners import lock_notes
 
@@ -95,6 +96,22 @@ def failed_records(snapshot: StatusSnapshot, records: RecordLog) -> list[TaskRec
     latest = records.latest_by_hash()
     failed = [latest[h] for h in snapshot.hashes("failed") if h in latest and latest[h].failed]
     return sorted(failed, key=lambda r: r.start)
+
+
+def crash_lines(snapshot: StatusSnapshot, records: RecordLog) -> str:
+    """One line per unfinished task whose batch job ended under it (crashed: it runs again as it is)."""
+    latest = records.latest_by_hash()
+    crashed = []
+    for record in sorted(latest.values(), key=lambda r: r.start):
+        try:
+            state = snapshot.state_of(record.hash)
+        except KeyError:  # a task of another version of the jugfile
+            continue
+        if record.status == "crashed" and state != "complete":
+            crashed.append(
+                f"Task {record.label or record.name} ({record.hash[:12]}) crashed: {record.exc_message}"
+            )
+    return "\n".join(crashed)
 
 
 def failure_lines(records: list[TaskRecord], notebook: str) -> str:
