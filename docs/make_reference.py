@@ -302,7 +302,7 @@ def render_cli() -> list[str]:
         "",
         "`jugnb SUBCOMMAND NOTEBOOK.ipynb [options]` runs jug's own subcommand on the notebook's jugfile, "
         "with jug's options (and jugrc files). The tables below come from jug's own parser; `JUGFILE` is the "
-        "notebook (or a `.py` jugfile, passed straight through). jugnb adds two options of its own:",
+        "notebook (or a `.py` jugfile, passed straight through). jugnb adds options of its own:",
         "",
         "| argument | default | description |",
         "|---|---|---|",
@@ -310,6 +310,9 @@ def render_cli() -> list[str]:
         "the tasks and the default jugdir `<module>.jugdata` (notebooks only). |",
         "| `--dry-run` (`execute` only) | | List what would run, by task name and reason, with the expected "
         "cost from recorded durations; run nothing (notebooks only). |",
+        "| `--jug-states` (`status` only) | | jug's exact table: a task whose run failed counts as ready, a lost "
+        "worker's task as active (by default `jugnb status` counts them as failed and lost, as `%jug status` "
+        "does). |",
         "",
         "Options of every jug subcommand:",
         "",

@@ -27,6 +27,7 @@ from IPython.core import magics as ipython_magics
 from IPython.core.magic import Magics
 
 from jugnb.cli import app as cli
+from jugnb.cli.status import JUG_STATES
 from jugnb.magics import JugMagics, command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,6 +222,7 @@ def test_jugnb_commands_exist(document: str) -> None:
                     option_strings(jug_parsers[name])
                     | {"--module", "--state-dir"}
                     | ({"--dry-run", "--jugrc", "-j", "--jobs"} if name == "execute" else set())
+                    | ({JUG_STATES} if name == "status" else set())
                 )
             else:
                 bad.append(f"`jugnb {name}`: no such subcommand")

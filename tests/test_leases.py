@@ -186,7 +186,7 @@ def test_status_notes_name_lost_workers_and_plain_jug_locks(tmp_path: Path) -> N
     file_lock(jugdir, "a" * 40, 31337, "hostZ", dead.renewed - 1)
     file_lock(jugdir, "b" * 40, 8, "hostY", time.time() - 30)
     lines = lock_notes(str(jugdir), file_store(str(jugdir)), {"a" * 40: "g.work"})
-    assert lines[0] == "1 active tasks are locked by LOST workers (not running):"
+    assert lines[0] == "1 task is lost: locked by jugnb workers that are gone (nothing runs them):"
     assert lines[1].startswith("  g.work: lost: worker far.1 on hostZ lost ")
     assert "`jugnb cleanup NOTEBOOK.ipynb --locks-only`" in lines[1]
     assert lines[3].startswith("  bbbbbbbbbbbb: held by jug, pid 8 on hostY, no lease (locked 30 s ago)")

@@ -171,7 +171,8 @@ def test_every_state_equals_jug(jugdir: str, load_graph: Any) -> None:
     arrange_every_state(store, tasks)
     snapshot = StatusReader(tasks, store).read()
     assert_matches_jug(snapshot, tasks)
-    assert {snapshot.state_of(t.hash()) for t in tasks} == set(STATES)
+    # Every state of jug; "lost" is jugnb's (a lease expired), which this reader without a jugdir never sees.
+    assert {snapshot.state_of(t.hash()) for t in tasks} == set(STATES) - {"lost"}
     assert snapshot.total.total == len(tasks) and not snapshot.all_complete
 
 

@@ -30,6 +30,10 @@ from ..notebook.project import Project
 from .exitcodes import OK, REFUSED
 
 OWN_COMMANDS = ("export", "workers", "submit", "jobs", "cancel")
+JUG_STATES_HELP = (
+    "--jug-states          jug's exact table: a failed task counts as ready, a lost worker's task as active "
+    "(by default jugnb counts them as failed and lost, as %jug status does)"
+)
 STATE_DIR_HELP = (
     "where jugnb keeps its state (jugfile snapshots, worker logs), one subfolder per notebook folder "
     "(default: jugrc's [jugnb] state_dir, else .jugnb beside the notebook)"
@@ -38,6 +42,7 @@ USAGE = """\
 usage: jugnb export NOTEBOOK.ipynb [-o FILE] [--name MODULE] [--force]
        jugnb workers NOTEBOOK.ipynb [--module MODULE] [--state-dir DIR] [--stop | --now]
        jugnb execute NOTEBOOK.ipynb [-j N] [--dry-run] [jug execute options...]
+       jugnb status NOTEBOOK.ipynb [--jug-states] [--short] [jug status options...]
        jugnb submit NOTEBOOK.ipynb --jobs N [--cpus-per-task C] [--mem M] [--time T] [--dry-run] ...
        jugnb jobs NOTEBOOK.ipynb
        jugnb cancel NOTEBOOK.ipynb [JOBID...]
@@ -51,6 +56,8 @@ Run the Jug task graph defined by a notebook's %%jugfile cells.
                 --now terminates them (and releases the locks they held)
   execute       run the tasks in N worker processes on this host (-j N; default: the CPUs this process
                 may use), each holding a lease in the jugdir; prints what is left unfinished and why
+  status        the status table, with failed tasks (from jugnb's task records) and tasks of lost
+                workers in their own states, and notes on them; --jug-states prints jug's exact table
   submit        submit the notebook's workers to SLURM as a job array (--dry-run prints the script)
   jobs          the submitted jobs of the notebook's jugdir: state, node, elapsed time, log tail
   cancel        cancel the notebook's unfinished jobs (or the JOBIDs given)
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         # workers start; signals reach it directly). Called from Python, a child keeps the caller intact.
         sys.stdout.flush()
         os.execv(sys.executable, command)
-    return run_child(command)
+    code = run_child(command)
+    if argv[0] == "status" and code == OK and {"-h", "--help"} & set(argv):
+        print(f"\njugnb's own status option:\n  {JUG_STATES_HELP}")
+    return code
 
 
 def _utf8_or_exec() -> None:

@@ -32,6 +32,7 @@ from ..notebook.project import Project
 from ..session.loader import import_error, quiet_import_log, raised_importing
 from ..session.misuse import construct_checks
 from .exitcodes import JUG_FAILED, REFUSED
+from .status import JUG_STATES, refuse_cache, run_status
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
 RETRY_VARIABLE = "JUGNB_STORE_RETRY"
@@ -50,6 +51,7 @@ def main(argv: list[str]) -> int:
             except ValueError as err:
                 raise JugnbError(str(err)) from None
         snapshot, jug_argv, jugfile = resolve(argv)
+        shown = _named_jugfile(argv)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         return REFUSED
@@ -60,7 +62,7 @@ def main(argv: list[str]) -> int:
         return REFUSED
     try:
         with _import_errors_named(snapshot, jugfile):
-            return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc)
+            return run_jug(snapshot, jug_argv, jobs, jugrc=jugrc, shown=shown)
     except JugnbError as err:
         print(f"jugnb: error: {err}", file=sys.stderr)
         # An exception raised by the jugfile's import is jug's condition: jug exits 1 for it.
@@ -193,13 +195,20 @@ def _jugfile_position(argv: list[str]) -> int | None:
 
 
 def run_jug(
-    snapshot: str | None, argv: list[str], jobs: int | None = None, *, jugrc: str | None = None
+    snapshot: str | None,
+    argv: list[str],
+    jobs: int | None = None,
+    *,
+    jugrc: str | None = None,
+    shown: str | None = None,
 ) -> int:
     """Parse ``argv`` like ``jug`` and run the subcommand, importing ``snapshot`` when given.
 
-    ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`).
+    ``execute`` on a store that processes can share runs ``jobs`` jugnb workers (:mod:`jugnb.cli.parallel`);
+    ``status`` prints jugnb's table (:mod:`jugnb.cli.status`) unless ``--jug-states`` asks for jug's.
     ``jugrc`` names a jugrc file read instead of the ones jug finds (``jugnb submit`` keeps a redis
-    jugdir's password there, with mode 0600, out of the command line and the environment).
+    jugdir's password there, with mode 0600, out of the command line and the environment). ``shown`` names
+    the notebook (or jugfile) as the user gave it, in the commands that notes suggest.
 
     Returns
     -------
@@ -212,7 +221,11 @@ def run_jug(
 
     dry = argv[:1] in (["execute"], ["cleanup"]) and "--dry-run" in argv
     force = argv[:1] == ["cleanup"] and "--force" in argv
-    argv = [a for a in argv if a not in ("--dry-run", "--force")] if dry or force else argv
+    jug_states = argv[:1] == ["status"] and JUG_STATES in argv
+    drop = {"--dry-run"} if dry else set()
+    drop |= {"--force"} if force else set()
+    drop |= {JUG_STATES} if jug_states else set()
+    argv = [a for a in argv if a not in drop] if drop else argv
     if jugrc is None:
         options = parse(argv)
     else:
@@ -251,6 +264,14 @@ def run_jug(
             raise JugnbError(msg)
         if opened is not None and options.subcommand == "execute":
             install_saver(opened)
+        if options.subcommand == "status" and not jug_states:
+            from jug import task as jugtask
+
+            refuse_cache(options)
+            on_error = "propagate" if options.pdb or snapshot is not None else "exit"
+            store, jugspace = jug.jug.init(options.jugfile, options.jugdir, on_error=on_error)
+            name = shown or exported
+            return run_status(store, list(jugtask.alltasks), jugdir, options.short, name)
         # The subcommands that jug.jug.main lets import the jugfile themselves.
         if options.subcommand not in ("demo", "install-skills", "status", "execute", "webstatus", "test-jug"):
             on_error = "propagate" if options.pdb or snapshot is not None else "exit"
@@ -271,6 +292,13 @@ def run_jug(
         if store is not None:
             store.close()
     return int(retval or 0)
+
+
+def _named_jugfile(argv: list[str]) -> str | None:
+    """Return the notebook or jugfile as ``argv`` names it (``None``: jug's default ``jugfile.py``)."""
+    rest = _pop_jugnb_options(argv)[1]
+    position = _jugfile_position(rest)
+    return rest[position] if position is not None else None
 
 
 def _cleanup(store: Any, options: Any, jugdir: str, dry: bool, force: bool) -> int:

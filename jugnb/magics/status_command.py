@@ -59,7 +59,7 @@ class StatusCommand(Command):
                 f"The jugfile stopped at {graph.barrier.kind} in {graph.barrier.where}: later tasks are "
                 "not defined yet."
             )
-        if snapshot.total.active and select(graph.jugdir.spec).supports_workers:
+        if (snapshot.total.active or snapshot.total.lost) and select(graph.jugdir.spec).supports_workers:
             names = {t.hash().decode("ascii"): str(t.name) for t in graph.tasks}
             notes.append("\n".join(lock_notes(graph.jugdir.spec, graph.store, names)))
         for note in filter(None, notes):

@@ -8,7 +8,10 @@ The states are those of ``jug status`` (``jug/subcommands/status.py``), decided 
 1. **complete**: its result can be loaded (a result file, a packed result, a redis/dict key);
 2. **waiting**: some dependency (a Task, or the base Task of a Tasklet argument) has no result;
 3. **failed**: it is locked and the lock is marked failed (``file_keepalive``: not kept alive for 30 min);
-4. **active**: it is locked;
+4. **active**: it is locked; **lost** instead, unless ``jug_states``, when the lock is held under a jugnb
+   worker's lease that expired (the worker was killed or its host died: nothing runs the task). Any live
+   jugnb worker or a kernel's poller releases such locks; a lock without a lease (plain ``jug``) stays
+   active, since jugnb cannot tell whether its process still runs;
 5. **failed** too, unless ``jug_states``: jugnb's task records say its latest run raised (or its worker
    died), see :meth:`jugnb.status.records.RecordLog.failed_hashes`. jug itself forgets a failure once the
    failing worker releases the lock (without ``--keep-failed``) and shows such a task as ready; it is
@@ -43,9 +46,9 @@ from .records import RecordLog
 
 __all__ = ["STATES", "NameCounts", "StatusReader", "StatusSnapshot"]
 
-# Codes of the states, in the column order of NameCounts (and of jug's counters: failed first).
-_FAILED, _WAITING, _READY, _ACTIVE, _COMPLETE = range(5)
-STATES = ("failed", "waiting", "ready", "active", "complete")
+# Codes of the states, in the column order of NameCounts (jug's counters, failed first; then jugnb's lost).
+_FAILED, _WAITING, _READY, _ACTIVE, _COMPLETE, _LOST = range(6)
+STATES = ("failed", "waiting", "ready", "active", "complete", "lost")
 IntArray = npt.NDArray[np.intp]
 # Argument types that never hold a Task (exact types: a subclass could define __jug_dependencies__).
 _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
@@ -53,7 +56,10 @@ _ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 @dataclass(frozen=True)
 class NameCounts:
-    """Number of tasks in each state for one task name (or ``"Total"``)."""
+    """Number of tasks in each state for one task name (or ``"Total"``).
+
+    ``lost`` counts tasks locked by a jugnb worker whose lease expired (jug counts them as active).
+    """
 
     name: str
     failed: int
@@ -61,11 +67,12 @@ class NameCounts:
     ready: int
     active: int
     complete: int
+    lost: int = 0
 
     @property
     def total(self) -> int:
         """Number of tasks with this name."""
-        return self.failed + self.waiting + self.ready + self.active + self.complete
+        return self.failed + self.waiting + self.ready + self.active + self.complete + self.lost
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ class StatusSnapshot:
         Returns
         -------
         str
-            One of ``'complete'``, ``'active'``, ``'ready'``, ``'waiting'``, ``'failed'``.
+            One of ``'complete'``, ``'active'``, ``'ready'``, ``'waiting'``, ``'failed'``, ``'lost'``.
 
         Raises
         ------
@@ -285,6 +292,9 @@ class StatusReader:
     records : RecordLog, optional
         jugnb's task records of the jugdir (used by this reader only, under its lock): a ready task whose
         latest run failed is *failed*. ``None``: jug's states only.
+    jugdir : str, optional
+        The ``--jugdir`` of ``store``, to tell locks of lost workers (*lost*) from others by the jugdir's
+        leases. ``None``: every lock is active.
 
     Notes
     -----
@@ -292,10 +302,14 @@ class StatusReader:
     called from several threads (the poller and a cell); calls are serialized.
     """
 
-    def __init__(self, tasks: Sequence[Any], store: Any, records: RecordLog | None = None) -> None:
+    def __init__(
+        self, tasks: Sequence[Any], store: Any, records: RecordLog | None = None, jugdir: str | None = None
+    ) -> None:
         self._index = build_index(tasks)
         self._reader = make_reader(store, self._index.hashes, self._index.uid_of)
         self._records = records
+        self._jugdir = jugdir
+        self._store = None if isinstance(store, str) else store
         self._lock = threading.Lock()
 
     @classmethod
@@ -306,7 +320,7 @@ class StatusReader:
         ----------
         graph : LoadedGraph
             Anything with ``tasks`` and ``store``, and ``jugdir`` (a :class:`~jugnb.store.Jugdir`) when its
-            records should be read; an in-memory ``dict_store`` has none.
+            records and leases should be read; an in-memory ``dict_store`` has none.
         """
         jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
         records = None
@@ -315,7 +329,7 @@ class StatusReader:
                 records = RecordLog.for_jugdir(jugdir, graph.store)
             except StoreError:  # dict_store: nowhere to keep records
                 records = None
-        return cls(graph.tasks, graph.store, records=records)
+        return cls(graph.tasks, graph.store, records=records, jugdir=jugdir if records is not None else None)
 
     @property
     def store(self) -> str:
@@ -331,7 +345,7 @@ class StatusReader:
         Parameters
         ----------
         jug_states : bool
-            Exactly ``jug status``'s states: ignore jugnb's records of failed runs.
+            Exactly ``jug status``'s states: ignore jugnb's records of failed runs and workers' leases.
 
         Raises
         ------
@@ -348,6 +362,8 @@ class StatusReader:
             state = _states(done, blocked, self._reader.locks(wanted))
             if self._records is not None and not jug_states:
                 self._mark_failed_runs(state, self._records)
+            if self._jugdir is not None and not jug_states:
+                self._mark_lost(state, self._jugdir)
             return StatusSnapshot(
                 rows=_rows(self._index, state),
                 taken_at=taken_at,
@@ -362,3 +378,14 @@ class StatusReader:
         if len(uids):
             ready = uids[state[uids] == _READY]
             state[ready] = _FAILED
+
+    def _mark_lost(self, state: npt.NDArray[np.uint8], jugdir: str) -> None:
+        """Count the active tasks whose lock a lost worker holds as lost (leases read once)."""
+        from ..workers.lockowners import lost_locks  # the workers package imports this module's package
+
+        active = np.flatnonzero(state[: self._index.n_listed] == _ACTIVE)
+        if not len(active):
+            return
+        lost = lost_locks(jugdir, self._store, [self._index.hashes[u] for u in active])
+        if lost:
+            state[_failed_uids(self._index.uid_of, lost)] = _LOST

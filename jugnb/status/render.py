@@ -1,7 +1,8 @@
 """Text and HTML views of a :class:`~jugnb.status.reader.StatusSnapshot`; no state logic lives here.
 
 :func:`status_text` reproduces ``jug status`` (and ``jug status --short``) character for character, so the
-CLI, terminal IPython and plain jug look the same; :func:`status_html` is the notebook's table.
+CLI, terminal IPython and plain jug look the same; :func:`status_html` is the notebook's table. A *Lost*
+column (tasks locked by jugnb workers that are gone), which jug has not, is added only when some task is lost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _COLUMNS = (
     ("Complete", "complete"),
     ("Active", "active"),
 )
+_LOST = ("Lost", "lost")
 _CELL = 12
 
 
@@ -48,30 +50,37 @@ def status_text(snapshot: StatusSnapshot, short: bool = False, width: int | None
         return _short_line(snapshot.total) + "\n"
     if width is None:
         width = shutil.get_terminal_size((80, 25)).columns
+    columns = _columns(snapshot)
+    # The name column keeps jug's width (a Lost column widens the table instead of wrapping the names).
     name_width = width - len(_COLUMNS) * _CELL - 2
     if name_width <= 8:  # jug's own floor for very narrow terminals
         name_width = 12
-    rule = len(_COLUMNS) * _CELL + 2 + name_width
-    lines = [_line([title for title, _ in _COLUMNS], "Task name", name_width), "-" * rule]
+    rule = len(columns) * _CELL + 2 + name_width
+    lines = [_line([title for title, _ in columns], "Task name", name_width), "-" * rule]
     for row in snapshot.rows:
-        lines.extend(_name_lines(row, name_width))
-    lines += ["." * rule, _line(_cells(snapshot.total), "Total", name_width), ""]
+        lines.extend(_name_lines(row, name_width, columns))
+    lines += ["." * rule, _line(_cells(snapshot.total, columns), "Total", name_width), ""]
     return "\n".join(lines) + "\n"
 
 
-def _cells(row: NameCounts) -> list[str]:
-    return [str(getattr(row, attr)) for _, attr in _COLUMNS]
+def _columns(snapshot: StatusSnapshot) -> tuple[tuple[str, str], ...]:
+    """Return jug's columns, and Lost when some task is lost (otherwise the table is exactly jug's)."""
+    return (*_COLUMNS, _LOST) if snapshot.total.lost else _COLUMNS
+
+
+def _cells(row: NameCounts, columns: tuple[tuple[str, str], ...] = _COLUMNS) -> list[str]:
+    return [str(getattr(row, attr)) for _, attr in columns]
 
 
 def _line(cells: list[str], name: str, name_width: int) -> str:
     return "".join(f"{c:>{_CELL}}" for c in cells) + f"  {name:<{name_width}}"
 
 
-def _name_lines(row: NameCounts, name_width: int) -> list[str]:
+def _name_lines(row: NameCounts, name_width: int, columns: tuple[tuple[str, str], ...]) -> list[str]:
     """Format one task name's row; long names wrap onto indented continuation lines, as in jug."""
     parts = textwrap.wrap(row.name, width=name_width - 4)
-    lines = [_line(_cells(row), parts[0] if parts else "", name_width)]
-    lines += [_line([""] * len(_COLUMNS), " " * 4 + part, name_width) for part in parts[1:]]
+    lines = [_line(_cells(row, columns), parts[0] if parts else "", name_width)]
+    lines += [_line([""] * len(columns), " " * 4 + part, name_width) for part in parts[1:]]
     return lines
 
 
@@ -79,6 +88,8 @@ def _short_line(total: NameCounts) -> str:
     if total.complete == total.total:
         return f"All tasks complete ({total.complete} tasks)."
     active = f"{total.active} active" if total.active else "none active"
+    if total.lost:
+        active += f", {total.lost} lost"
     return (
         f"{total.waiting + total.ready} tasks waiting to be run, {total.failed} failed, "
         f"{total.complete} complete, ({active})."
@@ -95,9 +106,10 @@ def status_html(snapshot: StatusSnapshot) -> str:
     str
         The table markup, without any script or style.
     """
-    head = "".join(f"<th>{title}</th>" for title, _ in _COLUMNS) + "<th>Task name</th>"
-    body = "".join(_html_row(row, "td") for row in snapshot.rows)
-    foot = _html_row(snapshot.total, "th")
+    columns = _columns(snapshot)
+    head = "".join(f"<th>{title}</th>" for title, _ in columns) + "<th>Task name</th>"
+    body = "".join(_html_row(row, "td", columns) for row in snapshot.rows)
+    foot = _html_row(snapshot.total, "th", columns)
     caption = html.escape(f"jug status · {relative_store(snapshot.store)}")  # no machine path in a notebook
     return (
         f'<table class="jugnb-status"><caption>{caption}</caption>'
@@ -105,8 +117,8 @@ def status_html(snapshot: StatusSnapshot) -> str:
     )
 
 
-def _html_row(row: NameCounts, cell: str) -> str:
-    counts = "".join(f"<{cell}>{c}</{cell}>" for c in _cells(row))
+def _html_row(row: NameCounts, cell: str, columns: tuple[tuple[str, str], ...]) -> str:
+    counts = "".join(f"<{cell}>{c}</{cell}>" for c in _cells(row, columns))
     name = html.escape(JUG_NAMES.get(row.name, row.name))
     if row.name in JUG_NAMES:  # jug's internals: their real name on hover
         name = f'<span title="{html.escape(row.name)}">{name}</span>'

@@ -47,7 +47,7 @@ from .viewmodel import format_bytes
 
 __all__ = ["TaskBrowser"]
 
-_STATE_ORDER = ("complete", "active", "ready", "waiting", "failed")
+_STATE_ORDER = ("complete", "active", "lost", "ready", "waiting", "failed")
 
 
 _FALLBACK_ROWS = 12  # tasks listed where the browser cannot be drawn (a summary, not the browser)

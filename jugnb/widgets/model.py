@@ -207,9 +207,10 @@ class ProgressModel:
         return rates
 
     def _row(self, counts: Any, rate: float | None, parallel: int) -> TaskRow:
-        row = TaskRow(
-            counts.name, counts.complete, counts.active, counts.ready, counts.waiting, counts.failed
-        )
+        # A lost worker's locks count as active in the bars: this kernel's poller releases them within a
+        # second, and the workers table shows the worker as lost meanwhile.
+        active = counts.active + counts.lost
+        row = TaskRow(counts.name, counts.complete, active, counts.ready, counts.waiting, counts.failed)
         return replace(row, per_minute=rate, eta=self._eta(row.remaining, counts.name, rate, parallel))
 
     def _eta(self, remaining: int, name: str, rate: float | None, parallel: int) -> float | None:

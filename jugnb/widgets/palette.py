@@ -30,6 +30,7 @@ STATE_TINTS = {
     "ready": "rgba(86, 180, 233, 0.16)",
     "waiting": "rgba(158, 158, 158, 0.12)",
     "failed": "rgba(213, 94, 0, 0.28)",
+    "lost": "rgba(204, 121, 167, 0.24)",  # tasks locked by a worker that is gone (browser rows only)
 }
 
 

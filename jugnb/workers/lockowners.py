@@ -147,10 +147,46 @@ def lease_rows(leases: Sequence[Lease], now: float | None = None) -> list[tuple[
     return rows
 
 
+def lost_locks(jugdir: str, store: Any, hashes: Sequence[str]) -> frozenset[str]:
+    """Which of the locked tasks ``hashes`` are held under a lost or expired lease (for the status counts).
+
+    Reads the jugdir's leases once; the locks themselves are read only when some lease is lost or expired,
+    so a run with only live workers costs one read of the leases.
+
+    Parameters
+    ----------
+    jugdir : str
+    store : jug store or None
+        The open store of ``jugdir`` (a redis client is shared); ``None`` opens the leases alone.
+    hashes : sequence of str
+        Hex hashes of locked tasks.
+
+    Returns
+    -------
+    frozenset of str
+        The hashes whose lock a lost jugnb worker holds (plain jug's locks, without a lease, are not in it).
+    """
+    if not hashes:
+        return frozenset()
+    try:
+        leases = leases_of(jugdir, store)
+    except StoreError:
+        return frozenset()
+    try:
+        owners = LockOwners(jugdir, leases, store)
+        if all(LockOwners._kind(lease) == "live" for lease in owners.leases):
+            return frozenset()
+        return frozenset(h for h in hashes if owners.owner(h).kind == "lost")
+    finally:
+        if store is None:
+            leases.close()
+
+
 def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5) -> list[str]:
     """Lines about locks that no live jugnb worker holds: lost workers' (with the fix) and plain jug's.
 
-    The status table counts such tasks as active; these lines say who really holds them.
+    The status table counts the lost workers' tasks as *lost* and plain jug's as *active* (jugnb cannot tell
+    whether such a process still runs); these lines say who holds them and what releases them.
 
     Parameters
     ----------
@@ -179,7 +215,8 @@ def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5)
             plain.append(f"  {name}: {owners.describe(key)}")
     lines = []
     if lost:
-        lines.append(f"{len(lost)} active tasks are locked by LOST workers (not running):")
+        which = "1 task is" if len(lost) == 1 else f"{len(lost)} tasks are"
+        lines.append(f"{which} lost: locked by jugnb workers that are gone (nothing runs them):")
         lines += lost[:most] + ([f"  ... and {len(lost) - most} more"] if len(lost) > most else [])
     if plain:
         lines.append(f"{len(plain)} active tasks are locked by processes without a lease (plain jug):")
