@@ -18,13 +18,14 @@ from jugnb.status.reader import NameCounts, StatusSnapshot
 from jugnb.status.records import TaskRecord
 from jugnb.widgets.model import ProgressModel
 from jugnb.widgets.palette import STATE_COLOURS
-from jugnb.widgets.progress import ProgressPanel, counts_text
+from jugnb.widgets.progress import ProgressPanel
 from jugnb.widgets.static import text_bar, view_html, view_text
 from jugnb.widgets.viewmodel import (
     EventRow,
     ProgressView,
     TaskRow,
     WorkerRow,
+    counts_text,
     eta_text,
     format_bytes,
     format_duration,

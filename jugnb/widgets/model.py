@@ -277,14 +277,12 @@ class ProgressModel:
 
 
 def _failure_event(record: Any) -> EventRow:
+    who = record.label or record.name  # the task instance with its arguments, when the writer knew it
     if record.status == "crashed":
-        return EventRow(
-            record.end or record.start, "crashed", f"{record.name} crashed", record.exc_message or ""
-        )
+        return EventRow(record.end or record.start, "crashed", f"{who} crashed", record.exc_message or "")
     if record.status == "killed":
-        title = f"{record.name} was killed with worker {record.worker} (pid {record.pid}, {record.host})"
+        title = f"{who} was killed with worker {record.worker} (pid {record.pid}, {record.host})"
         return EventRow(record.end or record.start, "killed", title, record.exc_message or "")
-    who = record.label or record.name
     title = f"{who} failed: {record.exc_type}: {record.exc_message}"  # no worker id: saved notebooks
     detail = plain(traceback_parts(record))
     if record.output_tail:
