@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from jugnb.backends import spec as spec_module
 from jugnb.errors import CellError, ForeignFileError, JugnbError, NotebookError
-from jugnb.notebook import jugfile as jugfile_module
 from jugnb.notebook.jugfile import (
     GENERATED_MARK,
     Fragment,
@@ -259,13 +259,13 @@ def test_is_generated(tmp_path: Path) -> None:
 
 def test_atomic_write_gives_the_umask_mode_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     # mkstemp alone would leave the file 0600: unreadable for the group, unlike any file the user writes.
-    jugfile_module._umask.cache_clear()
+    spec_module._umask.cache_clear()
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "f.py", "x = 1\n")
     finally:
         os.umask(old)
-        jugfile_module._umask.cache_clear()
+        spec_module._umask.cache_clear()
     assert stat.S_IMODE((tmp_path / "f.py").stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["f.py"]
 
