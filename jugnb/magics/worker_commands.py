@@ -204,7 +204,7 @@ def workers_table(infos: list[WorkerInfo], leases: Sequence[Lease] = ()) -> Rend
             f"{w.rss / 2**20:.0f} MiB" if w.rss else "",
             w.host,
             str(w.executed),
-            by_id.get(w.worker_id, ("",) * 7)[5],
+            str(w.failed),  # from its heartbeat: a worker that exited has no lease left
             by_id.get(w.worker_id, ("",) * 7)[6],
         )
         for w in infos
