@@ -76,3 +76,15 @@ def test_a_failing_task_keeps_jugs_own_traceback(project: Path, run: Callable[..
     result = run("jugnb", "execute", notebook, cwd=project)
     assert result.returncode == 1 and "ZeroDivisionError" in result.stderr
     assert "Importing the jugfile failed" not in result.stderr
+
+
+def test_a_file_that_is_neither_notebook_nor_jugfile_is_refused(
+    project: Path, run: Callable[..., object]
+) -> None:
+    (project / "plain.txt").write_text("just some notes\nnot python at all\n")
+    for command in (["execute", "plain.txt", "-j", "2"], ["status", "plain.txt"]):
+        result = run("jugnb", *command, cwd=project)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "'plain.txt' is neither a notebook (.ipynb) nor a jugfile (.py)" in result.stderr
+        assert "NameError" not in result.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["plain.txt"]  # nothing written
