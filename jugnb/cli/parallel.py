@@ -32,7 +32,7 @@ from ..backends.spec import child_environment, with_env_password
 from ..errors import JugnbError
 from ..status.records import RecordLog, TaskRecord
 from ..workers.env import EXIT_STORE_LOST
-from ..workers.launch import worker_command
+from ..workers.launch import parse_jobs, worker_command
 from ..workers.lockowners import LockOwners
 from ..workers.loop import EXIT_IMPORT_FAILED
 
@@ -59,11 +59,7 @@ def pop_jobs(argv: list[str]) -> tuple[int | None, list[str]]:
             jobs = arg[2:]
         else:
             out.append(arg)
-    if jobs is None:
-        return None, out
-    if not jobs.isdigit() or int(jobs) < 1:
-        raise ValueError(f"-j/--jobs takes a number of worker processes (1 or more), not {jobs!r}.")
-    return int(jobs), out
+    return (None if jobs is None else parse_jobs(jobs)), out
 
 
 def default_jobs() -> int:
