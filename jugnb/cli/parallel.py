@@ -283,24 +283,12 @@ def summary(
     loaded = Counter(str(t.name) for t in tasks if id(t) in done) - executed
     failed = [t for t in tasks if id(t) not in done and (_hex(t) in failed_here or t.is_failed())]
     locked = [t for t in tasks if id(t) not in done and t not in failed and t.is_locked()]
-    blocked_by = {id(t) for t in failed + locked}
-    on_failed = {id(t) for t in failed}
-    lines, runnable, waiting_failed = [f"{len(done)} of {len(tasks)} tasks done."], [], []
-    for t in tasks:
-        if id(t) in done or id(t) in blocked_by:
-            continue
-        if matcher is not None and not matcher(t.name):
-            continue
-        deps = _deps(t)
-        if any(id(d) in on_failed for d in deps):
-            waiting_failed.append(t)
-        elif not any(id(d) in blocked_by for d in deps):
-            runnable.append(t)
+    runnable, waiting_failed = _left(tasks, done, failed, locked, matcher)
+    lines = [f"{len(done)} of {len(tasks)} tasks done."]
     if failed:
         lines.append(f"FAILED: {len(failed)} task(s): {_names(failed)}.")
         lines.extend(_headlines(failed, failed_here))
-    for t in locked[:10]:
-        lines.append(f"  {t.name}: {owners.describe(_hex(t))}")
+    lines += [f"  {t.name}: {owners.describe(_hex(t))}" for t in locked[:10]]
     if len(locked) > 10:
         lines.append(f"  ... and {len(locked) - 10} more locked tasks")
     if waiting_failed:
@@ -308,13 +296,32 @@ def summary(
     waiting = len(tasks) - len(done) - len(failed) - len(locked) - len(runnable) - len(waiting_failed)
     if waiting:
         lines.append(f"{waiting} wait on locked tasks, or were not selected (--name/--target).")
-    if runnable and interrupted:
-        lines.append(f"Not run, as the workers were interrupted: {_names(runnable)}.")
-    elif runnable:
-        lines.append(f"LEFT UNFINISHED although these workers could have run them: {_names(runnable)}.")
+    if runnable:
+        why = "Not run, as the workers were interrupted" if interrupted else (
+            "LEFT UNFINISHED although these workers could have run them"
+        )  # fmt: skip
+        lines.append(f"{why}: {_names(runnable)}.")
     if namespace.get("__jug__hasbarrier__") and len(done) < len(tasks):
         lines.append("The jugfile stops at a barrier or bvalue: the tasks after it are not counted.")
     return "\n".join(lines), bool(runnable or failed_here), [("Executed", executed), ("Loaded", loaded)]
+
+
+def _left(
+    tasks: list[Any], done: set[int], failed: list[Any], locked: list[Any], matcher: Any
+) -> tuple[list[Any], list[Any]]:
+    """Split the selected tasks left over: those these workers could run, those waiting on failed tasks."""
+    blocked_by = {id(t) for t in failed + locked}
+    on_failed = {id(t) for t in failed}
+    runnable, waiting_failed = [], []
+    for t in tasks:
+        if id(t) in done or id(t) in blocked_by or (matcher is not None and not matcher(t.name)):
+            continue
+        deps = _deps(t)
+        if any(id(d) in on_failed for d in deps):
+            waiting_failed.append(t)
+        elif not any(id(d) in blocked_by for d in deps):
+            runnable.append(t)
+    return runnable, waiting_failed
 
 
 def _headlines(failed: list[Any], failed_here: dict[str, TaskRecord]) -> list[str]:
