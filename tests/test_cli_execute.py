@@ -76,3 +76,34 @@ def test_a_failing_task_keeps_jugs_own_traceback(project: Path, run: Callable[..
     result = run("jugnb", "execute", notebook, cwd=project)
     assert result.returncode == 1 and "ZeroDivisionError" in result.stderr
     assert "Importing the jugfile failed" not in result.stderr
+
+
+def test_a_file_that_is_neither_notebook_nor_jugfile_is_refused(
+    project: Path, run: Callable[..., object]
+) -> None:
+    (project / "plain.txt").write_text("just some notes\nnot python at all\n")
+    for command in (["execute", "plain.txt", "-j", "2"], ["status", "plain.txt"]):
+        result = run("jugnb", *command, cwd=project)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "'plain.txt' is neither a notebook (.ipynb) nor a jugfile (.py)" in result.stderr
+        assert "NameError" not in result.stderr
+    assert sorted(p.name for p in project.iterdir()) == ["plain.txt"]  # nothing written
+
+
+def test_a_dry_run_cleanup_lists_while_workers_run_and_says_a_real_one_is_refused(
+    project: Path, run: Callable[..., object]
+) -> None:
+    from jugnb.backends import leases_of
+    from jugnb.backends.leases import Lease
+
+    notebook = write_notebook(project / "analysis.ipynb", CELLS)
+    assert run("jugnb", "execute", notebook, cwd=project).returncode == 0
+    # A result no task uses any more, and a live worker on the jugdir (a lease renewed now, by this process).
+    write_notebook(project / "analysis.ipynb", [CELLS[0].replace("range(4)", "range(3)")])
+    leases_of(str(project / "analysis.jugdata")).write(Lease.new("w1", interval=10.0, timeout=600.0))
+    dry = run("jugnb", "cleanup", notebook, "--dry-run", cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    assert "Would remove 2 objects" in dry.stdout  # scaled(3) and the old total
+    assert "A real cleanup would be refused now: Refusing to remove results: 1 jugnb worker(s)" in dry.stdout
+    real = run("jugnb", "cleanup", notebook, cwd=project)
+    assert real.returncode == 2 and "Refusing to remove results" in real.stderr

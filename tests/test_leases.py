@@ -211,3 +211,27 @@ def test_a_live_lease_is_released_only_when_forced(tmp_path: Path, redis_db: str
         assert lost is not None and lost.released == ("e" * 40,)
         assert leases.read_all() == [] and leases.is_lost("job.7")
         leases.close()
+
+
+def test_the_lease_follows_each_new_task_and_count_at_once(tmp_path: Path) -> None:
+    """The same task name with another hash, or one more task done, rewrites the lease before its interval."""
+    from jugnb.workers.leasekeeper import LeaseKeeper
+
+    leases = leases_of(str(tmp_path / "g.jugdata"))
+    now = {"state": "running", "task": "g.slow", "task_hash": "a" * 40, "task_since": time.time(),
+           "done": 0, "failed": 0}  # fmt: skip
+    lease = Lease.new("w1", interval=30.0, timeout=90.0)
+    keeper = LeaseKeeper(leases, lease, lambda: dict(now), lambda: None)
+    keeper.start()
+    try:
+        now.update(task_hash="b" * 40, task_since=time.time(), done=3, failed=1)
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            (lease,) = leases.read_all()
+            if lease.done == 3:
+                break
+            time.sleep(0.1)
+        assert (lease.task_hash, lease.done, lease.failed) == ("b" * 40, 3, 1)
+    finally:
+        keeper.stop()
+    assert leases.read_all() == []

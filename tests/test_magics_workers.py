@@ -86,6 +86,27 @@ def test_failure_traceback_shown_by_wait(ip: InteractiveShell) -> None:
     assert captured.stdout.count("ValueError: bad input 1") == 1 and "Traceback" not in captured.stdout
 
 
+def test_workers_table_counts_a_failed_task_after_the_worker_exited(ip: InteractiveShell) -> None:
+    ip.run_cell(FAILING, cell_id="f")
+    jug(ip, "execute -j 1 --quiet")
+    jug(ip, "wait --timeout 60")
+    header, row = ip.run_line_magic("jug", "workers").text.splitlines()
+    def cell(column: str) -> str:  # the table pads its columns; some cells are empty
+        return row[header.index(f"  {column} ") + 2 :].split(" ", 1)[0]
+
+    assert (cell("state"), cell("done"), cell("failed")) == ("exited", "0", "1"), (header, row)
+
+
+@pytest.mark.parametrize("jobs", ["abc", "0", "-2"])
+def test_a_bad_number_of_workers_is_refused_in_the_cli_s_words(ip: InteractiveShell, jobs: str) -> None:
+    ip.run_cell(FAILING, cell_id="f")
+    expected = f"-j/--jobs takes a number of worker processes (1 or more), not '{jobs}'."
+    with pytest.raises(UsageError) as refused:
+        ip.run_line_magic("jug", f"execute -j {jobs}" if jobs[0] != "-" else f"execute -j={jobs}")
+    assert str(refused.value) == expected
+    assert not Path("work.jugdata").exists()
+
+
 def test_run_task_in_kernel_raises_with_traceback(ip: InteractiveShell) -> None:
     ip.run_cell(FAILING, cell_id="f")
     with pytest.raises(ValueError, match="bad input 1"):

@@ -167,6 +167,18 @@ def test_array_runs_until_completed(slurm: Any, notebook: Path, jugnb: Callable[
     assert sum(executed) == 8 and all(executed), executed
 
 
+def test_a_refused_submission_leaves_no_job_folder(
+    slurm: Any, notebook: Path, jugnb: Callable[..., Any]
+) -> None:
+    folder = notebook.parent
+    result = jugnb(
+        "submit", "work.ipynb", "--jobs", "2", "--partition", "nosuchpartition", "--force", cwd=folder
+    )
+    assert result.returncode != 0 and "nosuchpartition" in result.stderr.lower(), result.stderr
+    jobs = folder / ".jugnb" / "jobs"
+    assert not jobs.exists() or list(jobs.iterdir()) == [], list(jobs.iterdir())
+
+
 def test_jobs_reattach_from_new_kernel_and_cancel(
     slurm: Any,
     notebook: Path,

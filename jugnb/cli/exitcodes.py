@@ -15,9 +15,9 @@ OK = 0
 #: jug's own code for jug's conditions: a task failed, ``status``/``check`` found tasks not complete,
 #: or the jugfile raised an exception while it was imported (jugnb names the cell and line).
 JUG_FAILED = 1
-#: jugnb stopped before jug ran, or refused: a usage error, a missing or invalid notebook, no ``%%jugfile``
-#: cells, a cell that is not plain Python, a module name that cannot be used, an unusable state folder or
-#: store, ``execute`` into an in-memory ``dict_store``.
+#: jugnb stopped before jug ran, or refused: a usage error, a missing or invalid notebook, a file that is
+#: neither ``.ipynb`` nor ``.py``, no ``%%jugfile`` cells, a cell that is not plain Python, a module name
+#: that cannot be used, an unusable state folder or store, ``execute`` into an in-memory ``dict_store``.
 REFUSED = 2
 
 
@@ -51,8 +51,9 @@ EXIT_CODES: tuple[ExitCode, ...] = (
     ExitCode(
         REFUSED,
         "all",
-        "`jugnb: error: …` with what to do: bad arguments, a missing or invalid notebook, no `%%jugfile` "
-        "cells, a cell that is not plain Python (syntax error, IPython magic), a module name that cannot be "
-        "used, a state folder or store that cannot be used, `execute` into an in-memory `dict_store`",
+        "`jugnb: error: …` with what to do: bad arguments, a missing or invalid notebook, a file that is "
+        "neither `.ipynb` nor `.py`, no `%%jugfile` cells, a cell that is not plain Python (syntax error, "
+        "IPython magic), a module name that cannot be used, a state folder or store that cannot be used, "
+        "`execute` into an in-memory `dict_store`",
     ),
 )

@@ -87,10 +87,17 @@ def resolve(argv: list[str]) -> tuple[str | None, list[str], Jugfile | None]:
     Raises
     ------
     JugnbError
-        For a bad notebook or module name.
+        For a bad notebook or module name, or a file that is neither ``.ipynb`` nor ``.py``.
     """
     (module, state_dir), argv = _pop_jugnb_options(argv)
     position = _jugfile_position(argv)
+    if position is not None and Path(argv[position]).suffix not in (".ipynb", ".py"):
+        # jug would import any file as Python: a data or text file fails in every worker, task by task.
+        msg = (
+            f"{argv[position]!r} is neither a notebook (.ipynb) nor a jugfile (.py): jugnb {argv[0]} takes "
+            "one of those (rename a Python jugfile to end in .py)."
+        )
+        raise JugnbError(msg)
     if position is None or not argv[position].endswith(".ipynb"):
         given = [
             flag for flag, value in (("--module", module), ("--state-dir", state_dir)) if value is not None

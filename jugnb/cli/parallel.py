@@ -30,8 +30,9 @@ from ..backends import leases_of
 from ..backends.leases import LeaseStore, configured_timing
 from ..backends.spec import child_environment, with_env_password
 from ..errors import JugnbError
+from ..status.records import RecordLog, TaskRecord
 from ..workers.env import EXIT_STORE_LOST
-from ..workers.launch import worker_command
+from ..workers.launch import parse_jobs, worker_command
 from ..workers.lockowners import LockOwners
 from ..workers.loop import EXIT_IMPORT_FAILED
 
@@ -58,11 +59,7 @@ def pop_jobs(argv: list[str]) -> tuple[int | None, list[str]]:
             jobs = arg[2:]
         else:
             out.append(arg)
-    if jobs is None:
-        return None, out
-    if not jobs.isdigit() or int(jobs) < 1:
-        raise ValueError(f"-j/--jobs takes a number of worker processes (1 or more), not {jobs!r}.")
-    return int(jobs), out
+    return (None if jobs is None else parse_jobs(jobs)), out
 
 
 def default_jobs() -> int:
@@ -116,6 +113,7 @@ class CliWorkers:
         self.procs: list[subprocess.Popen[bytes]] = []
         # "cli-": records and leases tell the command line's workers from a kernel's.
         self.prefix = f"cli-{socket.gethostname()}-{os.getpid()}"
+        self.interrupts = 0  # Ctrl-C (1: drained) or SIGTERM / a second Ctrl-C (2 or more: stopped)
 
     def start(self, n: int) -> None:
         """Start ``n`` workers."""
@@ -155,7 +153,25 @@ class CliWorkers:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            self.interrupts = interrupts[0]
         return [int(p.returncode) for p in self.procs]
+
+    def how_ended(self) -> str:
+        """Say how the workers ended: ``ended``, ``drained (Ctrl-C)`` or ``stopped (...)``."""
+        if self.interrupts == 0:
+            return "ended"
+        return "drained (Ctrl-C)" if self.interrupts == 1 else "stopped (SIGTERM or a second Ctrl-C)"
+
+    def records(self, store: Any) -> list[TaskRecord]:
+        """Return the task records these workers wrote (none for a store without records)."""
+        try:
+            log = RecordLog.for_jugdir(self.jugdir, store)
+        except JugnbError:
+            return []
+        try:
+            return [r for r in log.read_new() if r.worker.startswith(self.prefix + ".")]
+        finally:
+            log.close()
 
     def executed(self) -> Counter[str]:
         """Sum the tasks the workers executed, by task name."""
@@ -203,7 +219,9 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     try:
         workers.start(n)
         codes = workers.wait()
-        executed = workers.executed()
+        run_records = workers.records(store)
+        # The records count the tasks of drained workers too (those write no summary file).
+        executed = Counter(r.name for r in run_records if r.status == "ok") or workers.executed()
     finally:
         workers.remove_folder()
     from jug.io import print_task_summary_table
@@ -219,8 +237,10 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     if EXIT_IMPORT_FAILED in codes:
         _import(jugfile, jugdir, store)  # raises the error, named by cell (the workers said nothing)
 
-    text, left, table = summary(jugfile, jugdir, store, options, executed)
-    print(f"jugnb execute: {n} worker(s) ended after {time.monotonic() - started:.1f} s. {text}", flush=True)
+    failed = failed_in(run_records)
+    text, left, table = summary(jugfile, jugdir, store, options, executed, failed, workers.interrupts > 0)
+    took = time.monotonic() - started
+    print(f"jugnb execute: {n} worker(s) {workers.how_ended()} after {took:.1f} s. {text}", flush=True)
     print_task_summary_table(options, table)  # last, as `jug execute` prints it
     maybe_print_citation_info(options)
     serious = [c for c in codes if c in (2, 3)]  # bad setup, store lost: as the workers said
@@ -229,43 +249,102 @@ def run(jugfile: str, jugdir: str, store: Any, argv: list[str], position: int | 
     return EXIT_LEFT if left or any(c != 0 for c in codes) else 0
 
 
+def failed_in(records: list[TaskRecord]) -> dict[str, TaskRecord]:
+    """Return the latest record of every task whose latest record in ``records`` is a failure, by hash."""
+    latest: dict[str, TaskRecord] = {}
+    for record in sorted(records, key=lambda r: r.end or r.start):
+        if record.status in ("ok", "failed"):  # an interrupted run says nothing about the task
+            latest[record.hash] = record
+    return {h: r for h, r in latest.items() if r.failed}
+
+
 def summary(
-    jugfile: str, jugdir: str, store: Any, options: Any, executed: Counter[str]
+    jugfile: str,
+    jugdir: str,
+    store: Any,
+    options: Any,
+    executed: Counter[str],
+    failed_here: dict[str, TaskRecord] | None = None,
+    interrupted: bool = False,
 ) -> tuple[str, bool, list[tuple[str, Counter[str]]]]:
-    """Say what is left and whether work these workers could do is; return jug's table (executed, loaded)."""
+    """Say what is left and whether work these workers could do is; return jug's table (executed, loaded).
+
+    ``failed_here`` (task hash -> its failure record) are the tasks that raised in this run: jug releases
+    their locks, so without it they would look runnable. ``interrupted``: the workers were drained or
+    stopped, so what is left was not run on purpose.
+    """
     from jug.utils import prepare_matcher_from_options
 
+    failed_here = failed_here or {}
     tasks, namespace = _import(jugfile, jugdir, store)
     matcher = prepare_matcher_from_options(options.execute_name, options.execute_pattern)
     owners = LockOwners(jugdir, _leases(jugdir, store), store)
     done = {id(t) for t in tasks if t.can_load()}
     loaded = Counter(str(t.name) for t in tasks if id(t) in done) - executed
-    failed = [t for t in tasks if id(t) not in done and t.is_failed()]
+    failed = [t for t in tasks if id(t) not in done and (_hex(t) in failed_here or t.is_failed())]
     locked = [t for t in tasks if id(t) not in done and t not in failed and t.is_locked()]
-    blocked_by = {id(t) for t in failed + locked}
-    lines, runnable = [], []
-    for t in tasks:
-        if id(t) in done or id(t) in blocked_by:
-            continue
-        if matcher is not None and not matcher(t.name):
-            continue
-        if not any(id(d) in blocked_by for d in _deps(t)):
-            runnable.append(t)
-    lines.append(f"{len(done)} of {len(tasks)} tasks done.")
+    runnable, waiting_failed = _left(tasks, done, failed, locked, matcher)
+    lines = [f"{len(done)} of {len(tasks)} tasks done."]
     if failed:
-        lines.append(f"{len(failed)} failed (locked by --keep-failed or failing again): {_names(failed)}.")
-    for t in locked[:10]:
-        lines.append(f"  {t.name}: {owners.describe(t.hash().decode('ascii'))}")
+        lines.append(f"FAILED: {len(failed)} task(s): {_names(failed)}.")
+        lines.extend(_headlines(failed, failed_here))
+    lines += [f"  {t.name}: {owners.describe(_hex(t))}" for t in locked[:10]]
     if len(locked) > 10:
         lines.append(f"  ... and {len(locked) - 10} more locked tasks")
-    waiting = len(tasks) - len(done) - len(failed) - len(locked) - len(runnable)
+    if waiting_failed:
+        lines.append(f"{len(waiting_failed)} wait on failed tasks: {_names(waiting_failed)}.")
+    waiting = len(tasks) - len(done) - len(failed) - len(locked) - len(runnable) - len(waiting_failed)
     if waiting:
-        lines.append(f"{waiting} wait on failed or locked tasks, or were not selected (--name/--target).")
+        lines.append(f"{waiting} wait on locked tasks, or were not selected (--name/--target).")
     if runnable:
-        lines.append(f"LEFT UNFINISHED although these workers could have run them: {_names(runnable)}.")
+        why = "Not run, as the workers were interrupted" if interrupted else (
+            "LEFT UNFINISHED although these workers could have run them"
+        )  # fmt: skip
+        lines.append(f"{why}: {_names(runnable)}.")
     if namespace.get("__jug__hasbarrier__") and len(done) < len(tasks):
         lines.append("The jugfile stops at a barrier or bvalue: the tasks after it are not counted.")
-    return "\n".join(lines), bool(runnable), [("Executed", executed), ("Loaded", Counter(loaded))]
+    return "\n".join(lines), bool(runnable or failed_here), [("Executed", executed), ("Loaded", loaded)]
+
+
+def _left(
+    tasks: list[Any], done: set[int], failed: list[Any], locked: list[Any], matcher: Any
+) -> tuple[list[Any], list[Any]]:
+    """Split the selected tasks left over: those these workers could run, those waiting on failed tasks."""
+    blocked_by = {id(t) for t in failed + locked}
+    on_failed = {id(t) for t in failed}
+    runnable, waiting_failed = [], []
+    for t in tasks:
+        if id(t) in done or id(t) in blocked_by or (matcher is not None and not matcher(t.name)):
+            continue
+        deps = _deps(t)
+        if any(id(d) in on_failed for d in deps):
+            waiting_failed.append(t)
+        elif not any(id(d) in blocked_by for d in deps):
+            runnable.append(t)
+    return runnable, waiting_failed
+
+
+def _headlines(failed: list[Any], failed_here: dict[str, TaskRecord]) -> list[str]:
+    """One line per distinct error of ``failed`` (with its tasks), and where the tracebacks are."""
+    by_error: dict[str, list[Any]] = {}
+    for t in failed:
+        record = failed_here.get(_hex(t))
+        if record is None:
+            error = "failed before this run (kept locked as failed by --keep-failed)"
+        else:
+            message = (record.exc_message or "").strip().splitlines()
+            error = f"raised {record.exc_type or 'an error'}: {message[0] if message else ''}".rstrip(": ")
+        by_error.setdefault(error, []).append(t)
+    lines = [f"  {_names(group)} {error}" for error, group in by_error.items()]
+    lines.append(
+        "  Their tracebacks are printed above; in the notebook `%jug failures` shows them, `%jug retry` "
+        "reruns them."
+    )
+    return lines
+
+
+def _hex(t: Any) -> str:
+    return str(t.hash().decode("ascii"))
 
 
 def _import(jugfile: str, jugdir: str, store: Any) -> tuple[list[Any], dict[str, Any]]:
@@ -290,13 +369,13 @@ def _deps(t: Any) -> list[Any]:
 
 
 def _names(tasks: list[Any], most: int = 5) -> str:
-    shown = ", ".join(str(t.name) for t in tasks[:most])
-    return shown + (f" and {len(tasks) - most} more" if len(tasks) > most else "")
+    """Task names, each once with its count (``raises.boom (3 tasks)``), the ``most`` first."""
+    counts = Counter(str(t.name) for t in tasks)
+    shown = [name + (f" ({count} tasks)" if count > 1 else "") for name, count in list(counts.items())[:most]]
+    return ", ".join(shown) + (f" and {len(counts) - most} more" if len(counts) > most else "")
 
 
 def _leases(jugdir: str, store: Any) -> LeaseStore | None:
-    from ..errors import JugnbError
-
     try:
         return leases_of(jugdir, store)
     except JugnbError:

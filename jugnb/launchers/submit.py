@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -224,6 +225,8 @@ def prepare(
 def submit(submission: Submission, launcher: Launcher, book: JobBook) -> str:
     """Write the script (and the 0600 jugrc), submit it, remember the job; return its id.
 
+    When the submission fails, the job's folder (script, jugrc) is removed again.
+
     Raises
     ------
     LauncherError
@@ -233,13 +236,18 @@ def submit(submission: Submission, launcher: Launcher, book: JobBook) -> str:
     """
     request = submission.request
     submission.project.ensure_state_dir()
-    request.folder.mkdir(parents=True)
-    if submission.jugrc is not None:
-        descriptor = os.open(request.folder / "jugrc", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(submission.jugrc)
-    submission.script_path.write_text(submission.script, encoding="utf-8")
-    job_id = launcher.submit(submission.script_path)
+    request.folder.mkdir(parents=True)  # new (a stamp to the nanosecond): this submission's own
+    try:
+        if submission.jugrc is not None:
+            descriptor = os.open(request.folder / "jugrc", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(submission.jugrc)
+        submission.script_path.write_text(submission.script, encoding="utf-8")
+        job_id = launcher.submit(submission.script_path)
+    except BaseException:
+        # Nothing was submitted: a script no job runs would only mislead (`--dry-run` prints it).
+        shutil.rmtree(request.folder, ignore_errors=True)
+        raise
     book.add(
         JobEntry(
             job_id,

@@ -17,6 +17,7 @@ from ..backends import select
 from ..backends.leases import Lease
 from ..session.inkernel import ExecuteOptions, execute_here, find_task, run_task
 from ..workers.env import EXIT_STORE_LOST
+from ..workers.launch import parse_jobs
 from ..workers.lockowners import lease_rows, read_leases
 from ..workers.pool import WorkerInfo, WorkerPool
 from .command import Command, add_selection, selection, status_snapshot
@@ -50,8 +51,7 @@ class ExecuteCommand(Command):
         parser.add_argument(
             "-j",
             "--jobs",
-            type=int,
-            default=None,
+            default=None,  # checked in run(), in the words of `jugnb execute -j`
             help="Number of worker processes (default: the CPUs this process may use).",
         )
         parser.add_argument("--add", action="store_true", help="Add workers to those already running.")
@@ -86,6 +86,11 @@ class ExecuteCommand(Command):
         parser.add_argument("--debug", action="store_true", help="jug's debug mode (extra checks).")
 
     def run(self, magics: Any, args: Any) -> Any:
+        if args.jobs is not None:
+            try:
+                args.jobs = parse_jobs(args.jobs)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
         magics.graph  # noqa: B018 - a jugfile must be loaded (and reloaded past a cleared barrier)
         # Never run a graph other than the one the notebook shows (a failed cell) or workers would import.
         magics.session.check_executable(on_disk=not (args.here or args.dry_run))
@@ -114,8 +119,6 @@ def _start_workers(magics: Any, args: Any, options: ExecuteOptions) -> Any:
         )
         raise UsageError(msg)
     jobs = args.jobs if args.jobs is not None else default_jobs()
-    if jobs < 1:
-        raise UsageError(f"-j must be at least 1, not {jobs}.")
     pool = pool_of(magics)
     running = [w for w in pool.workers() if w.alive] if pool is not None else []
     if running and not args.add:
@@ -204,7 +207,7 @@ def workers_table(infos: list[WorkerInfo], leases: Sequence[Lease] = ()) -> Rend
             f"{w.rss / 2**20:.0f} MiB" if w.rss else "",
             w.host,
             str(w.executed),
-            by_id.get(w.worker_id, ("",) * 7)[5],
+            str(w.failed),  # from its heartbeat: a worker that exited has no lease left
             by_id.get(w.worker_id, ("",) * 7)[6],
         )
         for w in infos

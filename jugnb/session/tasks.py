@@ -87,6 +87,8 @@ class Removal:
         Locks removed per task name (``(not in this jugfile)`` for others).
     kept : int
         Locks kept because a jugnb worker with a live lease holds them.
+    refused : str or None
+        For a dry run: why the real cleanup would be refused now (jugnb workers run on the jugdir).
     """
 
     results: Counter[str]
@@ -94,6 +96,7 @@ class Removal:
     dry_run: bool = False
     lock_names: Counter[str] = field(default_factory=Counter)
     kept: int = 0
+    refused: str | None = None
 
     @property
     def total(self) -> int:
@@ -158,8 +161,9 @@ def cleanup(
     Raises
     ------
     JugnbError
-        For an unknown mode, results to remove while workers run (without ``force``), or a dry run of
-        unused results on a store that cannot list its results.
+        For an unknown mode, results to remove while workers run (without ``force``; a dry run lists them
+        and sets :attr:`Removal.refused`), or a dry run of unused results on a store that cannot list its
+        results.
     """
     from ..workers.cleanupguard import CleanupGuard
 
@@ -167,9 +171,12 @@ def cleanup(
         raise JugnbError(f"unknown cleanup mode {mode!r}: use all, keep-locks, locks-only or failed-only.")
     guard = CleanupGuard(jugdir, store) if jugdir is not None else None
     results: Counter[str] = Counter()
+    refused = None
     if mode in ("all", "keep-locks"):
         if guard is not None:
-            guard.check_results(force)
+            refused = guard.results_refusal(force)
+            if refused is not None and not dry_run:  # a dry run removes nothing: it lists, and says so
+                raise JugnbError(refused)
         results["(unused results)"] = _unused_results(store, tasks, dry_run)
     names: Counter[str] = Counter()
     kept = 0
@@ -179,7 +186,7 @@ def cleanup(
         persist(store)
         if guard is not None:
             guard.log(results["(unused results)"], names, mode)
-    return Removal(results, sum(names.values()), dry_run, names, kept)
+    return Removal(results, sum(names.values()), dry_run, names, kept, refused)
 
 
 def _unused_results(store: Any, tasks: Sequence[Any], dry_run: bool) -> int:

@@ -48,16 +48,22 @@ class CleanupGuard:
         JugnbError
             Naming the live workers and the ways out.
         """
+        refusal = self.results_refusal(force)
+        if refusal is not None:
+            raise JugnbError(refusal)
+
+    def results_refusal(self, force: bool) -> str | None:
+        """Say why removing results is refused now (jugnb workers run; not ``force``), else ``None``."""
         live = self.owners.live
-        if live and not force:
-            shown = ", ".join(f"{lease.worker} on {lease.host}" for lease in live[:3])
-            more = f" and {len(live) - 3} more" if len(live) > 3 else ""
-            msg = (
-                f"Refusing to remove results: {len(live)} jugnb worker(s) run on this jugdir ({shown}{more}) "
-                "and may be loading them. Use --locks-only or --failed-only (locks of running workers are "
-                "kept), stop the workers first (%jug stop, or wait for `jugnb execute` to end), or --force."
-            )
-            raise JugnbError(msg)
+        if not live or force:
+            return None
+        shown = ", ".join(f"{lease.worker} on {lease.host}" for lease in live[:3])
+        more = f" and {len(live) - 3} more" if len(live) > 3 else ""
+        return (
+            f"Refusing to remove results: {len(live)} jugnb worker(s) run on this jugdir ({shown}{more}) "
+            "and may be loading them. Use --locks-only or --failed-only (locks of running workers are "
+            "kept), stop the workers first (%jug stop, or wait for `jugnb execute` to end), or --force."
+        )
 
     def held_live(self, task_hash: str) -> bool:
         """Whether a jugnb worker with a live lease holds the lock of ``task_hash`` (leases re-read once)."""
@@ -105,4 +111,6 @@ def removal_lines(removal: Any, mode: str, jug_words: bool = False) -> list[str]
             lines += [f"  {name:<{width}}  {n:>6}" for name, n in sorted(removal.lock_names.items())]
         if removal.kept:
             lines.append(f"Kept {removal.kept} locks held by running jugnb workers (live leases).")
+    if removal.refused:
+        lines.append("Nothing was removed (dry run). A real cleanup would be refused now: " + removal.refused)
     return lines

@@ -43,6 +43,19 @@ def claim_worker_id(folder: Path, pool_id: str, first_index: int) -> tuple[str, 
         return worker_id, log
 
 
+def parse_jobs(text: str) -> int:
+    """Return the number of worker processes ``-j/--jobs`` names (``%jug execute`` and ``jugnb execute``).
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not a positive integer; the message names the option and the value.
+    """
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"-j/--jobs takes a number of worker processes (1 or more), not {text!r}.")
+    return int(text)
+
+
 def worker_command(options: Sequence[str], execute_args: Sequence[str]) -> list[str]:
     """Return the command line of a worker: jugnb's worker options, ``--``, then jug execute's.
 

@@ -1,9 +1,10 @@
 """Inside a worker: keep this worker's lease renewed, and recover the locks of workers that died.
 
 A daemon thread wakes every second (or every ``interval``, if shorter). It renews the lease when
-``interval`` seconds have passed or the worker's state changed (a new task), and releases the locks of
-every expired lease in the jugdir (:func:`jugnb.backends.leases.recover_expired`); releasing a lock
-changes the store's change token, so waiting workers pick the freed tasks up at their next tick. When it
+``interval`` seconds have passed or the worker's state changed (a new task, one more done or failed), and
+releases the locks of every expired lease in the jugdir (:func:`jugnb.backends.leases.recover_expired`);
+releasing a lock changes the store's change token, so waiting workers pick the freed tasks up at their next
+tick. When it
 finds its own lease declared lost (this process was stopped or cut off for longer than ``timeout``), its
 locks may be held by others already: it asks the worker to drain.
 """
@@ -87,7 +88,9 @@ class LeaseKeeper:
             return
         due = time.time() - self.lease.renewed >= self.lease.interval
         fields = self.state()
-        if due or any(getattr(self.lease, k) != v for k, v in fields.items() if k in ("state", "task")):
+        # Any change: the next task of the same function has the same name but another hash, and the
+        # done/failed counts are what `jugnb workers` and the panel show while the run goes.
+        if due or any(getattr(self.lease, k) != v for k, v in fields.items()):
             self.renew()
         self.recovered += recover_expired(self.leases, self.names)
 

@@ -198,6 +198,8 @@ class WorkerInfo:
         Tasks completed by this worker.
     log : str
         Its log file.
+    failed : int
+        Tasks that raised in this worker (kept after it exited: its lease is gone then).
     """
 
     worker_id: str
@@ -212,6 +214,7 @@ class WorkerInfo:
     returncode: int | None
     executed: int
     log: str
+    failed: int = 0
 
 
 def worker_info(proc: WorkerProcess) -> WorkerInfo:
@@ -243,6 +246,7 @@ def worker_info(proc: WorkerProcess) -> WorkerInfo:
         returncode=proc.returncode,
         executed=int(beat.get("executed", 0)),
         log=str(proc.log),
+        failed=int(beat.get("failed", 0)),
     )
 
 

@@ -223,7 +223,8 @@ class TaskRecorder:
             **details,
         )
         self.records.append(record)
-        self.heartbeat.beat("idle", last_task=task.name, executed=self.nr_executed + (status == "ok"))
+        executed = self.nr_executed + (status == "ok")
+        self.heartbeat.beat("idle", last_task=task.name, executed=executed, failed=self.nr_failed)
 
 
 def _label(task: Any) -> str | None:
