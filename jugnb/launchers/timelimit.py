@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import subprocess
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
-from ..status.records import TaskRecord
 from .slurm import COMMAND_TIMEOUT, _elapsed_seconds
 
 log = logging.getLogger(__name__)
@@ -49,15 +45,6 @@ def job_deadline(environ: dict[str, str] | None = None, squeue: str = "squeue") 
     return time.time() + _elapsed_seconds(left)
 
 
-def typical_durations(records: Iterable[TaskRecord]) -> dict[str, float]:
-    """Return the median duration (seconds) of the successful runs of each task name."""
-    runs: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        if record.status == "ok" and record.duration is not None:
-            runs[record.name].append(record.duration)
-    return {name: statistics.median(durations) for name, durations in runs.items()}
-
-
 class TimeBudget:
     """Which tasks still fit before a deadline.
 
@@ -66,7 +53,7 @@ class TimeBudget:
     deadline : float or None
         The job's end (seconds since the epoch); ``None``: everything fits.
     durations : dict of str to float
-        Typical seconds per task name (:func:`typical_durations`).
+        Typical seconds per task name (:func:`jugnb.status.records.typical_durations`).
     """
 
     def __init__(self, deadline: float | None, durations: dict[str, float]) -> None:

@@ -7,14 +7,13 @@ of each task name, times the number of tasks. Nothing is run, locked or written.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..session.tasks import task_hex
-from ..status.records import TaskRecord
+from ..status.records import TaskRecord, typical_durations
 from .report import StalenessReport
 
 __all__ = ["PLAN_REASONS", "Plan", "PlanGroup", "dry_run_plan", "run_reason"]
@@ -132,7 +131,7 @@ def dry_run_plan(
     -------
     Plan
     """
-    medians = _median_durations(records.values())
+    medians = typical_durations(records.values())
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for h in dict.fromkeys(task_hex(t) for t in tasks):
         reason = _plan_reason(h, status_snapshot, report, records)
@@ -157,12 +156,6 @@ def _plan_reason(
     return _STATE_REASONS.get(state) or _READY_REASONS[run_reason(records.get(h))]
 
 
-def _median_durations(records: Iterable[TaskRecord]) -> dict[str, float]:
-    durations: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        if record.status == "ok" and record.duration is not None:
-            durations[record.name].append(record.duration)
-    return {name: statistics.median(values) for name, values in durations.items()}
 
 
 def run_reason(record: TaskRecord | None) -> str:

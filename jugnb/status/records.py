@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import statistics
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -209,3 +211,12 @@ def _parse_lines(lines: Iterable[tuple[bytes, str]]) -> Iterable[TaskRecord]:
             yield TaskRecord.from_dict(json.loads(line))
         except (ValueError, TypeError) as err:
             log.warning("skipping a damaged record in %s: %s", where, err)
+
+
+def typical_durations(records: Iterable[TaskRecord]) -> dict[str, float]:
+    """Return the median duration (seconds) of the successful runs of each task name."""
+    runs: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        if record.status == "ok" and record.duration is not None:
+            runs[record.name].append(record.duration)
+    return {name: statistics.median(durations) for name, durations in runs.items()}

@@ -47,11 +47,11 @@ from typing import Any
 from ..backends import select, store_lost_errors
 from ..backends.spec import redact
 from ..errors import JugfileImportError, JugnbError, StoreUnreachable
-from ..launchers.timelimit import TimeBudget, job_deadline, typical_durations
+from ..launchers.timelimit import TimeBudget, job_deadline
 from ..session.loader import snapshot_import_error
 from ..session.misuse import construct_checks
 from ..staleness.fingerprint import FingerprintStore
-from ..status.records import RecordLog
+from ..status.records import RecordLog, typical_durations
 from .env import (
     EXIT_STORE_LOST,
     Control,
