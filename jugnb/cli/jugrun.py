@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ from ..session.loader import import_error, quiet_import_log, raised_importing
 from ..session.misuse import construct_checks
 from .exitcodes import JUG_FAILED, REFUSED
 from .status import JUG_STATES, refuse_cache, run_status
+from .stores import install_saver, left_locks, open_store_for_jug, refuse_in_memory
 
 #: Environment variable: seconds to keep retrying an unreachable redis server (default 60).
-RETRY_VARIABLE = "JUGNB_STORE_RETRY"
 
 
 def main(argv: list[str]) -> int:
@@ -245,7 +244,7 @@ def run_jug(
     jugdir = options.jugdir
     if options.subcommand == "execute" and not dry:
         refuse_in_memory(jugdir)
-    opened = _open_store(jugdir)
+    opened = open_store_for_jug(jugdir)
     if opened is not None:
         options.jugdir = opened  # jug uses a store object as is (jug.options.set_jugdir)
     store = jugspace = None
@@ -292,7 +291,7 @@ def run_jug(
         if options.subcommand == "status":
             _status_lock_notes(jugdir, opened)
     except store_lost_errors() as lost:
-        raise JugnbError(str(lost) + _left_locks(opened, jugdir)) from None
+        raise JugnbError(str(lost) + left_locks(opened, jugdir)) from None
     finally:
         if opened is not None:
             persist(opened)  # before jug's close(), which writes non-atomically, then forgets FILE
@@ -353,69 +352,6 @@ def _warn_password_in_argv(argv: list[str]) -> None:
             "or leave the password out of the URL and set JUGNB_REDIS_PASSWORD (see docs/guide.md).",
             file=sys.stderr,
         )
-
-
-def refuse_in_memory(jugdir: Any) -> None:
-    """Refuse to ``execute`` into a store that lives in this process's memory only.
-
-    Raises
-    ------
-    JugnbError
-        For a store that keeps nothing after the process exits (``dict_store``): jug would compute every
-        task, then lose every result.
-    """
-    if isinstance(jugdir, str) and not select(jugdir).persistent:
-        msg = (
-            f"--jugdir {jugdir} keeps results in the memory of this one process: `execute` would compute "
-            "every task and lose every result when it exits, and no other command could see them. Use a "
-            "folder (the default <module>.jugdata), dict_store:FILE (saved to FILE), or redis://HOST:PORT/DB."
-        )
-        raise JugnbError(msg)
-
-
-def _left_locks(store: Any, jugdir: str) -> str:
-    """Say which task locks a lost redis server may still hold for this process, and how to clear them."""
-    held = select(jugdir).held_locks(store) if store is not None else []
-    if not held:
-        return ""
-    shown = ", ".join(h[:12] for h in held)
-    return (
-        f"\n{len(held)} task lock(s) this process held may remain ({shown}): once the server is back and no "
-        "other worker runs, `jugnb cleanup NOTEBOOK.ipynb --locks-only` removes them."
-    )
-
-
-def _open_store(jugdir: str) -> Any:
-    """Open the stores jug gets wrong (redis: password, database; ``dict_store:FILE``: saving), else ``None``.
-
-    Redis is opened in fatal mode: a server lost for longer than ``$JUGNB_STORE_RETRY`` seconds (default
-    60) stops the command with a message instead of failing every task in turn.
-
-    Raises
-    ------
-    StoreError
-        If the store cannot be opened.
-    """
-    retry = os.environ.get(RETRY_VARIABLE)
-    return select(jugdir).open_for_jug(float(retry) if retry else None)
-
-
-def install_saver(store: Any, every: float = 5.0) -> None:
-    """Save a ``dict_store:FILE`` after a task when ``every`` seconds have passed since the last save.
-
-    So that a killed ``execute`` loses at most the last few seconds of work (jug would lose all of it).
-    """
-    from jug.hooks import register_hook
-
-    last = [time.monotonic()]
-
-    def save(_task: Any) -> None:
-        if time.monotonic() - last[0] >= every:
-            persist(store)
-            last[0] = time.monotonic()
-
-    if getattr(store, "backend", None) is not None:
-        register_hook("execute.task-executed1", save)
 
 
 if __name__ == "__main__":
