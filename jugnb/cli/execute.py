@@ -47,8 +47,8 @@ def install_recorder(snapshot: str, jugdir: str, store: Any = None) -> TaskRecor
     except JugnbError:
         return None  # an in-memory dict_store: nothing outlives this process anyway
     module = Path(snapshot).stem
-    beats = Path(snapshot).parents[2] / "workers" / module / f"cli-{socket.gethostname()}-{os.getpid()}.hb"
     worker_id = f"cli-{socket.gethostname()}-{os.getpid()}"
+    beats = Path(snapshot).parents[2] / "workers" / module / f"{worker_id}.hb"
     heartbeat = Heartbeat(beats, {"worker": worker_id, "pid": os.getpid(), "jugfile": snapshot})
     recorder = TaskRecorder(records, heartbeat, worker_id, snapshot, fingerprints=fingerprints)
     imported: list[Any] = [None]

@@ -84,9 +84,8 @@ def _submit(args: argparse.Namespace, project: Project, jugdir: Jugdir, launcher
         print(submission.script, end="")
         return 0
     job_id = submit(submission, launcher, JobBook(jugdir.spec))
-    print(
-        f"Submitted job {job_id} ({submission.request.jobs} array tasks); logs in {submission.request.folder}"
-    )
+    request = submission.request
+    print(f"Submitted job {job_id} ({request.options.jobs} array tasks); logs in {request.folder}")
     return 0
 
 

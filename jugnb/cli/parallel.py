@@ -28,11 +28,10 @@ from typing import Any
 
 from ..backends import leases_of
 from ..backends.leases import LeaseStore, configured_timing
-from ..backends.spec import child_environment, with_env_password
 from ..errors import JugnbError
 from ..status.records import RecordLog, TaskRecord
 from ..workers.env import EXIT_STORE_LOST
-from ..workers.launch import parse_jobs, worker_command
+from ..workers.launch import launch_worker, parse_jobs, worker_command
 from ..workers.lockowners import LockOwners
 from ..workers.loop import EXIT_IMPORT_FAILED
 
@@ -127,16 +126,7 @@ class CliWorkers:
                 f"--store-retry={float(os.environ.get('JUGNB_STORE_RETRY') or 60.0)}",
                 f"--parent-pid={os.getpid()}", f"--summary-file={self.folder / (worker + '.summary')}",
             ]  # fmt: skip
-            command = worker_command(options, self.options)
-            env = child_environment(PYTHONUNBUFFERED="1")
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, env=env)
-            if proc.stdin is not None:
-                try:
-                    proc.stdin.write(with_env_password(self.jugdir).encode("utf-8") + b"\n")
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-            self.procs.append(proc)
+            self.procs.append(launch_worker(worker_command(options, self.options), jugdir=self.jugdir))
 
     def wait(self) -> list[int]:
         """Wait for every worker; Ctrl-C drains them (a second one, or SIGTERM, stops them at once)."""

@@ -41,8 +41,36 @@ class LauncherError(JugnbError):
 
 
 @dataclass(frozen=True)
+class SubmitOptions:
+    """The options of ``%jug submit`` and ``jugnb submit``.
+
+    Attributes
+    ----------
+    jobs : int
+        Array tasks to submit (at least 1).
+    cpus_per_task : int
+        CPUs, hence worker processes, per array task.
+    mem, time, partition, account : str or None
+        sbatch's ``--mem``, ``--time`` (minutes, or ``[D-]HH:MM:SS``), ``--partition`` and ``--account``.
+    sbatch_options : tuple of str
+        Further scheduler options, each as written after ``#SBATCH`` (``--qos=debug``).
+    force : bool
+        Submit although the jugdir looks node-local.
+    """
+
+    jobs: int
+    cpus_per_task: int = 1
+    mem: str | None = None
+    time: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    sbatch_options: tuple[str, ...] = field(default=())
+    force: bool = False
+
+
+@dataclass(frozen=True)
 class JobRequest:
-    """What to submit: ``jobs`` array tasks, each running the notebook's workers on its jugdir.
+    """What to submit: ``options.jobs`` array tasks, each running the notebook's workers on its jugdir.
 
     Attributes
     ----------
@@ -55,27 +83,15 @@ class JobRequest:
         password.
     folder : Path
         Where the script, its jugrc and the array tasks' logs go (in jugnb's state folder).
-    jobs : int
-        Number of array tasks.
-    cpus_per_task : int
-        CPUs of each array task; its worker processes.
-    mem, time, partition, account : str or None
-        sbatch's ``--mem``, ``--time`` (minutes, or ``[D-]HH:MM:SS``), ``--partition`` and ``--account``.
-    extra : tuple of str
-        Further scheduler options, each as written after ``#SBATCH`` (``--qos=debug``).
+    options : SubmitOptions
+        How many array tasks, with what resources.
     """
 
     notebook: Path
     module: str
     jugdir_args: tuple[str, ...]
     folder: Path
-    jobs: int
-    cpus_per_task: int = 1
-    mem: str | None = None
-    time: str | None = None
-    partition: str | None = None
-    account: str | None = None
-    extra: tuple[str, ...] = field(default=())
+    options: SubmitOptions
 
 
 @dataclass(frozen=True)

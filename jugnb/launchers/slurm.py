@@ -156,19 +156,19 @@ class SlurmLauncher(Launcher):
         options = [
             f"--{name}={value}"
             for name, value in (
-                ("mem", request.mem),
-                ("time", request.time),
-                ("partition", request.partition),
-                ("account", request.account),
+                ("mem", request.options.mem),
+                ("time", request.options.time),
+                ("partition", request.options.partition),
+                ("account", request.options.account),
             )
             if value
         ]
-        options += list(request.extra)
+        options += list(request.options.sbatch_options)
         python = sys.executable
         values = {
             "job_name": f"jugnb-{request.module}",
-            "array": f"0-{request.jobs - 1}",
-            "cpus_per_task": str(request.cpus_per_task),
+            "array": f"0-{request.options.jobs - 1}",
+            "cpus_per_task": str(request.options.cpus_per_task),
             "log": str(request.folder / "%A_%a.log"),
             "sbatch_options": "\n".join(f"#SBATCH {o}" for o in options),
             "activate": activation_lines(),

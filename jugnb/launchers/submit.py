@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends import select
@@ -29,6 +29,7 @@ from ..errors import JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.project import Project
 from .base import JobRequest, Launcher
+from .base import SubmitOptions as SubmitOptions  # re-exported: the options of submit and prepare
 from .jobs import JobBook, JobEntry
 
 _NODE_LOCAL = ("/dev/shm", "/run")
@@ -46,34 +47,6 @@ _LOCAL_REDIS = (
     "The jugdir {jugdir} is a redis server on this machine's loopback address, which the cluster's nodes "
     "cannot reach. Use the server's network name in the jugdir, or pass --force on a one-node cluster."
 )
-
-
-@dataclass(frozen=True)
-class SubmitOptions:
-    """The options of ``%jug submit`` and ``jugnb submit``.
-
-    Attributes
-    ----------
-    jobs : int
-        Array tasks to submit (at least 1).
-    cpus_per_task : int
-        CPUs, hence worker processes, per array task.
-    mem, time, partition, account : str or None
-        Scheduler resources (``--mem 4G``, ``--time 60`` minutes or ``2:00:00``).
-    sbatch_options : tuple of str
-        Further scheduler options (``--qos=debug``).
-    force : bool
-        Submit although the jugdir looks node-local.
-    """
-
-    jobs: int
-    cpus_per_task: int = 1
-    mem: str | None = None
-    time: str | None = None
-    partition: str | None = None
-    account: str | None = None
-    sbatch_options: tuple[str, ...] = field(default=())
-    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,13 +184,7 @@ def prepare(
         module=project.module,
         jugdir_args=jugdir_args,
         folder=folder,
-        jobs=options.jobs,
-        cpus_per_task=options.cpus_per_task,
-        mem=options.mem,
-        time=options.time,
-        partition=options.partition,
-        account=options.account,
-        extra=options.sbatch_options,
+        options=options,
     )
     return Submission(request, launcher.script(request), jugrc, project)
 
@@ -254,7 +221,7 @@ def submit(submission: Submission, launcher: Launcher, book: JobBook) -> str:
             launcher.kind,
             str(request.notebook),
             request.module,
-            request.jobs,
+            request.options.jobs,
             str(request.folder),
             time.time(),
         )

@@ -67,27 +67,32 @@ def worker_command(options: Sequence[str], execute_args: Sequence[str]) -> list[
     return [*worker, *options, "--jugdir-stdin", "--", *execute_args]
 
 
-def launch_worker(command: Sequence[str], *, cwd: str, log: Path, jugdir: str) -> subprocess.Popen[bytes]:
-    """Start a worker in its own session with stdout and stderr appended to ``log``; return at once.
+def launch_worker(
+    command: Sequence[str], *, jugdir: str, cwd: str | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a worker with ``jugdir`` on its stdin and no ``$JUGNB_REDIS_PASSWORD``; return at once.
 
     Parameters
     ----------
     command : sequence of str
         From :func:`worker_command`.
-    cwd : str
-        Working directory (the kernel's, so that relative paths mean the same).
-    log : Path
     jugdir : str
         Written to the worker's stdin (it may hold a password).
+    cwd : str, optional
+        Working directory (a kernel's, so that relative paths mean the same); default: this process's.
+    log : Path, optional
+        A kernel's worker: stdout and stderr appended here, in its own session. Without it (the command
+        line's workers) the worker shares this process's output and process group.
     """
-    with open(log, "ab") as out:
+    with contextlib.ExitStack() as stack:
+        out = None if log is None else stack.enter_context(open(log, "ab"))
         popen = subprocess.Popen(
             list(command),
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            stderr=None if log is None else subprocess.STDOUT,
+            start_new_session=log is not None,
             env=child_environment(PYTHONUNBUFFERED="1"),  # never $JUGNB_REDIS_PASSWORD: see below
         )
     if popen.stdin is not None:  # always: stdin=PIPE
