@@ -178,7 +178,7 @@ def lost_locks(jugdir: str, store: Any, hashes: Sequence[str]) -> frozenset[str]
         return frozenset()
     try:
         owners = LockOwners(jugdir, leases, store)
-        if all(LockOwners._kind(lease) == "live" for lease in owners.leases):
+        if len(owners.live) == len(owners.leases):  # every lease live: no lock is lost
             return frozenset()
         return frozenset(h for h in hashes if owners.owner(h).kind == "lost")
     finally:
