@@ -255,19 +255,6 @@ class TaskFingerprinter:
         return frozenset(found)
 
 
-def task_fingerprints(
-    tasks: Iterable[Any], jugfile_text: str, namespace: Mapping[str, Any]
-) -> dict[str, Fingerprint]:
-    """Fingerprints of ``tasks`` keyed by hex task hash: ``TaskFingerprinter(...).for_tasks(tasks)``.
-
-    Raises
-    ------
-    SyntaxError
-        If ``jugfile_text`` does not parse.
-    """
-    return TaskFingerprinter(jugfile_text, namespace).for_tasks(tasks)
-
-
 class FingerprintStore:
     """Normalised sources by digest, kept with a jugdir's records so that old code can be diffed.
 

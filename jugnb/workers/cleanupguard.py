@@ -40,18 +40,6 @@ class CleanupGuard:
             self.leases = None  # dict_store: one process, no workers to protect
         self.owners = LockOwners(jugdir, self.leases, store)
 
-    def check_results(self, force: bool) -> None:
-        """Refuse to remove results while a jugnb worker runs on this jugdir (unless ``force``).
-
-        Raises
-        ------
-        JugnbError
-            Naming the live workers and the ways out.
-        """
-        refusal = self.results_refusal(force)
-        if refusal is not None:
-            raise JugnbError(refusal)
-
     def results_refusal(self, force: bool) -> str | None:
         """Say why removing results is refused now (jugnb workers run; not ``force``), else ``None``."""
         live = self.owners.live

@@ -92,8 +92,12 @@ class LockOwners:
 
     def describe(self, task_hash: str) -> str:
         """Describe the holder for people, with the fix for a lost one."""
-        owner, now = self.owner(task_hash), time.time()
-        lease, lock = owner.lease, owner.lock
+        return self.describe_owner(self.owner(task_hash))
+
+    @staticmethod
+    def describe_owner(owner: Owner) -> str:
+        """Describe an :meth:`owner` answer (as :meth:`describe` does), without reading the lock again."""
+        lease, lock, now = owner.lease, owner.lock, time.time()
         if owner.kind == "failed":
             return "failed (kept locked by --keep-failed)"
         if owner.kind == "live" and lease is not None:
@@ -174,7 +178,7 @@ def lost_locks(jugdir: str, store: Any, hashes: Sequence[str]) -> frozenset[str]
         return frozenset()
     try:
         owners = LockOwners(jugdir, leases, store)
-        if all(LockOwners._kind(lease) == "live" for lease in owners.leases):
+        if len(owners.live) == len(owners.leases):  # every lease live: no lock is lost
             return frozenset()
         return frozenset(h for h in hashes if owners.owner(h).kind == "lost")
     finally:
@@ -210,9 +214,9 @@ def lock_notes(jugdir: str, store: Any, names: Mapping[str, str], most: int = 5)
         owner = owners.owner(key)
         name = names.get(key, key[:12])
         if owner.kind == "lost":
-            lost.append(f"  {name}: {owners.describe(key)}")
+            lost.append(f"  {name}: {owners.describe_owner(owner)}")
         elif owner.kind == "jug":
-            plain.append(f"  {name}: {owners.describe(key)}")
+            plain.append(f"  {name}: {owners.describe_owner(owner)}")
     lines = []
     if lost:
         which = "1 task is" if len(lost) == 1 else f"{len(lost)} tasks are"
