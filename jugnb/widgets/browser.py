@@ -214,8 +214,9 @@ class TaskBrowser(widgets.VBox):
                 return
             if graph is not self._graph:
                 self._graph, self._reader = graph, StatusReader.for_graph(graph)
-                self._labels = GraphLabels(graph.tasks, self._module())
-                names = [(f"{shown} ({c})", n) for n, shown, c in task_names(graph.tasks, self._module())]
+                module = self._module()  # one pass over the tasks serves the labels and the name filter
+                self._labels = GraphLabels(graph.tasks, module)
+                names = [(f"{shown} ({c})", n) for n, shown, c in task_names(graph.tasks, module)]
                 self.name_filter.options = [("All task names", None), *names]
                 if self.selected is not None:  # a task of the old graph: forget it and what was said
                     self.selected = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,9 +144,7 @@ def result_size(store: Any, task_hash: str) -> int | None:
 
 def task_names(tasks: Iterable[Any], module: str | None = None) -> list[tuple[str, str, int]]:
     """``(name, display name, count)`` of every task name, sorted by display name."""
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.name] = counts.get(t.name, 0) + 1
+    counts = Counter(t.name for t in tasks)
     return sorted(((n, display_name(n, module), c) for n, c in counts.items()), key=lambda x: (x[1], x[0]))
 
 

@@ -10,26 +10,7 @@ from .model import ProgressModel
 from .poller import GraphSource, StatusPoller
 from .progress import ProgressPanel
 
-__all__ = ["progress_panel", "retry_failed"]
-
-
-def retry_failed(graph: Any, pool: Any = None) -> int:
-    """Run the failed tasks again (workers start if none is alive).
-
-    See :func:`jugnb.session.tasks.retry_failed`.
-
-    Parameters
-    ----------
-    graph : LoadedGraph
-        Anything with ``store``, ``tasks`` and ``jugdir``.
-    pool : WorkerPool, optional
-
-    Returns
-    -------
-    int
-        Number of tasks marked for a new run.
-    """
-    return task_ops.retry_failed(graph, pool=pool)[0]
+__all__ = ["progress_panel"]
 
 
 def progress_panel(

@@ -105,6 +105,7 @@ class StatusPoller(LoggingConfigurable):
         self._new_reader = reader if reader is not None else _new_reader
         self.staleness = staleness
         self._reader: tuple[Any, StatusReader] | None = None
+        self._leases: tuple[Any, Any] | None = None
         self._barrier_reported: Any = None
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()
@@ -242,15 +243,31 @@ class StatusPoller(LoggingConfigurable):
 
     def _leases_of(self, graph: Any) -> None:
         """Read every worker's lease; release the locks of expired ones (the poller recovers too)."""
-        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
-        if not jugdir:
+        leases = self._lease_store(graph)
+        if leases is None:
             return
         try:
-            leases = leases_of(jugdir, getattr(graph, "store", None))
             lost = recover_expired(leases, _namer(graph))
             self.model.set_leases(leases.read_all() + leases.read_lost(), lost)
         except (StoreError, OSError) as err:
             self.log.debug("cannot read the workers' leases: %s", err)
+
+    def _lease_store(self, graph: Any) -> Any:
+        """Open the leases of ``graph``'s jugdir once per graph (``None``: a store without leases)."""
+        if self._leases is not None and self._leases[0] is graph:
+            return self._leases[1]
+        jugdir = getattr(getattr(graph, "jugdir", None), "spec", None)
+        store = None
+        if jugdir:
+            try:
+                store = leases_of(jugdir, getattr(graph, "store", None))
+            except StoreError as err:  # an in-memory dict_store shares no workers
+                self.log.debug("cannot read the workers' leases: %s", err)
+            except OSError as err:  # not remembered: the next tick tries again
+                self.log.debug("cannot read the workers' leases: %s", err)
+                return None
+        self._leases = (graph, store)
+        return store
 
     def _record_log(self, graph: Any) -> RecordLog | None:
         if self._records_for == "given":
