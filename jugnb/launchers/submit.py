@@ -28,8 +28,7 @@ from ..backends.spec import Jugdir
 from ..errors import JugnbError
 from ..notebook.export import export_notebook
 from ..notebook.project import Project
-from .base import JobRequest, Launcher
-from .base import SubmitOptions as SubmitOptions  # re-exported: the options of submit and prepare
+from .base import JobRequest, Launcher, SubmitOptions
 from .jobs import JobBook, JobEntry
 
 _NODE_LOCAL = ("/dev/shm", "/run")

@@ -10,9 +10,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
 from ..backends import select
+from ..launchers.base import SubmitOptions
 from ..launchers.jobs import JobBook, JobRow, JobWatcher, crash_lines, jobs_text, live_job_ids
 from ..launchers.slurm import SlurmLauncher
-from ..launchers.submit import SubmitOptions, add_submit_arguments, options_from, prepare, submit
+from ..launchers.submit import add_submit_arguments, options_from, prepare, submit
 from .command import Command
 from .views import preformatted
 

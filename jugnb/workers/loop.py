@@ -272,7 +272,7 @@ class Worker:
         failures, stuck_once, quiet_since, first = False, False, time.monotonic(), True
         while True:
             self.check_control()
-            token = self.backend.change_token(self.store)
+            token = self._token()
             started, before = time.perf_counter(), self._nr_done()
             mine = self.budget.fitting(unfinished(mine, state))  # none that SLURM's time limit would cut off
             if mine and self.recorder.skip_failed_in_run:
